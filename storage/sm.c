@@ -1,0 +1,1935 @@
+#include "sm.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "names.h"
+#include "policy.h"
+#include "store_int.h"
+
+/* Matching limits for AllowedPattern: a pattern that backtracks without end
+ * must not stall the state machine. The limits count work, not time, so
+ * every replica reaches the same verdict. */
+#define SM_PCRE_MATCH_LIMIT 1000000
+#define SM_PCRE_DEPTH_LIMIT 10000
+#define SM_PCRE_HEAP_LIMIT_KIB 8192
+
+#define DEFAULT_KEY_ID "alias/aws/ssm"
+#define TIER_STANDARD "Standard"
+#define TIER_ADVANCED "Advanced"
+#define TIER_INTELLIGENT "Intelligent-Tiering"
+#define SETTING_DEFAULT_TIER "/ssm/parameter-store/default-parameter-tier"
+
+/* Handlers return OK, a business status (with c->err filled), or FAULT
+ * after a local storage failure (c->fault_err filled): then the whole
+ * transaction is abandoned. */
+#define FAULT (-1)
+
+struct ctx
+{
+    struct store *s;
+    MDB_txn *txn;
+    const msgpack_object *req;
+    int64_t ts;
+    struct mp_str user;
+    struct cairn_error *err;
+    struct cairn_error fault_err;
+    msgpack_packer pk; /* response body, into s->out */
+    uint64_t revision;
+};
+
+static int fault(struct ctx *c, int rc, const char *what)
+{
+    store_status_from_mdb(rc, &c->fault_err, what);
+    return FAULT;
+}
+
+static int validation(struct ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int validation(struct ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cairn_error_vset(c->err, CAIRN_INVALID_ARGUMENT, "ValidationException",
+                     fmt, ap);
+    va_end(ap);
+    return CAIRN_INVALID_ARGUMENT;
+}
+
+static int oom(struct ctx *c)
+{
+    cairn_error_set(&c->fault_err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                    "out of memory");
+    return FAULT;
+}
+
+/* ---- small helpers -------------------------------------------------- */
+
+static bool str_eq(struct mp_str a, struct mp_str b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static struct mp_str cstr(const char *s)
+{
+    struct mp_str r = {s, strlen(s)};
+    return r;
+}
+
+/* Copy an LMDB value into @p copy so it survives later writes in the same
+ * write transaction (LMDB memory is only valid until the next update). */
+static int load(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen,
+                struct buf *copy, bool *found)
+{
+    MDB_val k = {klen, (void *)key};
+    MDB_val d;
+    int rc = mdb_get(c->txn, dbi, &k, &d);
+    *found = false;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return fault(c, rc, "get");
+    }
+    buf_reset(copy);
+    if (buf_append(copy, d.mv_data, d.mv_size) != 0) {
+        return oom(c);
+    }
+    *found = true;
+    return 0;
+}
+
+static int decode(struct ctx *c, struct buf *copy, struct mp_doc *doc,
+                  struct rec *r)
+{
+    if (rec_decode(copy->data, copy->len, doc, r, &c->fault_err) != 0) {
+        return FAULT;
+    }
+    return 0;
+}
+
+static int put(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen,
+               const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key};
+    MDB_val d = {vlen, (void *)val};
+    int rc = mdb_put(c->txn, dbi, &k, &d, 0);
+    return rc != 0 ? fault(c, rc, "put") : 0;
+}
+
+static int del(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(c->txn, dbi, &k, NULL);
+    return rc != 0 && rc != MDB_NOTFOUND ? fault(c, rc, "del") : 0;
+}
+
+static int put_rec(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen,
+                   const struct rec *r, int kind)
+{
+    struct buf b;
+    int rv;
+    buf_init(&b);
+    if (rec_encode(r, kind, &b) != 0) {
+        buf_close(&b);
+        return oom(c);
+    }
+    rv = put(c, dbi, key, klen, b.data, b.len);
+    buf_close(&b);
+    return rv;
+}
+
+static int meta_u64(struct ctx *c, const char *key, uint64_t *v)
+{
+    int rc = store_meta_get_u64(c->txn, c->s->meta, key, 0, v);
+    return rc != 0 ? fault(c, rc, key) : 0;
+}
+
+static int set_meta_u64(struct ctx *c, const char *key, uint64_t v)
+{
+    int rc = store_meta_put_u64(c->txn, c->s->meta, key, v);
+    return rc != 0 ? fault(c, rc, key) : 0;
+}
+
+/* Delete every key of @p dbi that starts with the 8-byte id @p id. */
+static int del_prefix(struct ctx *c, MDB_dbi dbi, uint64_t id)
+{
+    uint8_t pfx[8];
+    MDB_cursor *cur;
+    MDB_val k = {8, pfx};
+    MDB_val d;
+    int rc;
+
+    be64_put(pfx, id);
+    rc = mdb_cursor_open(c->txn, dbi, &cur);
+    if (rc != 0) {
+        return fault(c, rc, "cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, pfx, 8) == 0) {
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) {
+        return fault(c, rc, "delete range");
+    }
+    return 0;
+}
+
+/* Oldest stored version of parameter @p id, or 0 if none. */
+static int oldest_version(struct ctx *c, uint64_t id, uint64_t *oldest)
+{
+    uint8_t key[KEYS_VERSION_LEN];
+    MDB_cursor *cur;
+    MDB_val k = {sizeof(key), key};
+    MDB_val d;
+    int rc;
+
+    *oldest = 0;
+    keys_version(id, 0, key);
+    rc = mdb_cursor_open(c->txn, c->s->versions, &cur);
+    if (rc != 0) {
+        return fault(c, rc, "cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    if (rc == 0 && k.mv_size == KEYS_VERSION_LEN &&
+        be64_get(k.mv_data) == id) {
+        *oldest = be64_get((const uint8_t *)k.mv_data + 8);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return fault(c, rc, "oldest version");
+    }
+    return 0;
+}
+
+/* Append a change-feed row and trim rows past the retention window. */
+static int feed_append(struct ctx *c, const char *op, struct mp_str name,
+                       struct mp_str type, uint64_t version)
+{
+    struct buf b;
+    msgpack_packer pk;
+    uint8_t key[8];
+    uint64_t retain = c->s->opts.limits.feed_retain;
+    int rv;
+
+    c->revision++;
+    buf_init(&b);
+    mp_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 6);
+    mp_pack_kv_u64(&pk, "Revision", c->revision);
+    mp_pack_kv_cstr(&pk, "Operation", op);
+    mp_pack_kv_str(&pk, "Name", name.p, name.n);
+    mp_pack_kv_str(&pk, "Type", type.p, type.n);
+    mp_pack_kv_u64(&pk, "Version", version);
+    mp_pack_kv_i64(&pk, "Time", c->ts);
+    if (b.oom) {
+        buf_close(&b);
+        return oom(c);
+    }
+    be64_put(key, c->revision);
+    rv = put(c, c->s->feed, key, 8, b.data, b.len);
+    buf_close(&b);
+    if (rv == 0 && c->revision > retain) {
+        be64_put(key, c->revision - retain);
+        rv = del(c, c->s->feed, key, 8);
+    }
+    return rv;
+}
+
+/* ---- parameter lookup ----------------------------------------------- */
+
+/* A loaded parameter record with the memory it borrows from. */
+struct loaded
+{
+    struct buf copy;
+    struct mp_doc doc;
+    bool found;
+    bool doc_open;
+    struct rec rec;
+    uint8_t key[KEYS_PARAM_MAX];
+    size_t key_len;
+};
+
+static struct loaded *loaded_new(struct ctx *c)
+{
+    struct loaded *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        oom(c);
+        return NULL;
+    }
+    buf_init(&l->copy);
+    l->found = false;
+    l->doc_open = false;
+    l->key_len = 0;
+    return l;
+}
+
+static void loaded_free(struct loaded *l)
+{
+    if (l == NULL) {
+        return;
+    }
+    if (l->doc_open) {
+        mp_doc_close(&l->doc);
+    }
+    buf_close(&l->copy);
+    free(l);
+}
+
+/* True when the record's display name has canonical form @p nm. */
+static bool same_name(struct mp_str display, const struct names_name *nm)
+{
+    if (display.n > 0 && display.p[0] == '/') {
+        return display.n == nm->canonical_len &&
+               memcmp(display.p, nm->canonical, display.n) == 0;
+    }
+    return display.n + 1 == nm->canonical_len &&
+           memcmp(display.p, nm->canonical + 1, display.n) == 0;
+}
+
+static int load_param(struct ctx *c, const struct names_name *nm,
+                      struct loaded *l)
+{
+    int rv;
+    l->key_len = keys_param(nm->canonical, nm->canonical_len, l->key);
+    rv = load(c, c->s->params, l->key, l->key_len, &l->copy, &l->found);
+    if (rv != 0 || !l->found) {
+        return rv;
+    }
+    rv = decode(c, &l->copy, &l->doc, &l->rec);
+    if (rv != 0) {
+        return rv;
+    }
+    l->doc_open = true;
+    if (!same_name(l->rec.name, nm)) {
+        /* Two long names with the same 16-byte hash prefix: not expected in
+         * practice, refused rather than confused. */
+        cairn_error_set(&c->fault_err, CAIRN_INTERNAL, "InternalServerError",
+                        "parameter key collision for %s", nm->canonical);
+        return FAULT;
+    }
+    return 0;
+}
+
+static int load_version(struct ctx *c, uint64_t id, uint64_t version,
+                        struct loaded *l)
+{
+    int rv;
+    keys_version(id, version, l->key);
+    l->key_len = KEYS_VERSION_LEN;
+    rv = load(c, c->s->versions, l->key, l->key_len, &l->copy, &l->found);
+    if (rv != 0 || !l->found) {
+        return rv;
+    }
+    rv = decode(c, &l->copy, &l->doc, &l->rec);
+    if (rv == 0) {
+        l->doc_open = true;
+    }
+    return rv;
+}
+
+static int not_found(struct ctx *c, const char *what, size_t n)
+{
+    return cairn_error_set(c->err, CAIRN_NOT_FOUND, "ParameterNotFound",
+                           "Parameter %.*s not found.", (int)n, what);
+}
+
+static int version_not_found(struct ctx *c, uint64_t version,
+                             struct mp_str name)
+{
+    return cairn_error_set(c->err, CAIRN_NOT_FOUND,
+                           "ParameterVersionNotFound",
+                           "Systems Manager could not find version %llu of "
+                           "%.*s. Verify the version and try again.",
+                           (unsigned long long)version, (int)name.n, name.p);
+}
+
+/* Read a required Name field and validate it as an existing name. */
+static int req_name(struct ctx *c, const char *field, struct mp_str *raw,
+                    struct names_name *nm)
+{
+    int r = mp_get_str(c->req, field, raw, c->err);
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0) {
+        return validation(c,
+                          "1 validation error detected: Value null at '%c%s' "
+                          "failed to satisfy constraint: Member must not be "
+                          "null",
+                          field[0] + ('a' - 'A'), field + 1);
+    }
+    return names_check_existing(raw->p, raw->n, nm, c->err);
+}
+
+/* ---- PutParameter --------------------------------------------------- */
+
+static bool one_of(struct mp_str v, const char *const *set)
+{
+    for (; *set != NULL; set++) {
+        if (mp_str_eqn(v, *set)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int check_pattern(struct ctx *c, struct mp_str pattern,
+                         struct mp_str value)
+{
+    pcre2_code *re;
+    pcre2_match_data *md = NULL;
+    pcre2_match_context *mc = NULL;
+    int errcode;
+    PCRE2_SIZE erroff;
+    int rc;
+    int rv = 0;
+
+    re = pcre2_compile((PCRE2_SPTR)pattern.p, pattern.n, PCRE2_UTF, &errcode,
+                       &erroff, NULL);
+    if (re == NULL) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(errcode, msg, sizeof(msg));
+        return cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                               "InvalidAllowedPatternException",
+                               "The allowed pattern %.*s is not a valid "
+                               "regular expression: %s at offset %zu.",
+                               (int)pattern.n, pattern.p, (char *)msg,
+                               (size_t)erroff);
+    }
+    if (value.p == NULL) {
+        goto out; /* pattern only validated */
+    }
+    md = pcre2_match_data_create_from_pattern(re, NULL);
+    mc = pcre2_match_context_create(NULL);
+    if (md == NULL || mc == NULL) {
+        rv = oom(c);
+        goto out;
+    }
+    pcre2_set_match_limit(mc, SM_PCRE_MATCH_LIMIT);
+    pcre2_set_depth_limit(mc, SM_PCRE_DEPTH_LIMIT);
+    pcre2_set_heap_limit(mc, SM_PCRE_HEAP_LIMIT_KIB);
+    rc = pcre2_match(re, (PCRE2_SPTR)value.p, value.n, 0, 0, md, mc);
+    if (rc < 0) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                             "ParameterPatternMismatchException",
+                             "Parameter value, cannot be validated against "
+                             "allowedPattern: %.*s%s",
+                             (int)pattern.n, pattern.p,
+                             rc == PCRE2_ERROR_NOMATCH
+                                 ? ""
+                                 : " (the pattern needs too much work to "
+                                   "match this value)");
+    }
+out:
+    pcre2_match_context_free(mc);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return rv;
+}
+
+/* Validate and collect the Tags of a PutParameter or AddTagsToResource
+ * request into @p r (sorted by key, later duplicates replacing earlier). */
+static int tags_merge(struct ctx *c, const msgpack_object_array *tags,
+                      struct rec *r)
+{
+    unsigned limit = c->s->opts.limits.tags;
+    for (uint32_t i = 0; i < tags->size; i++) {
+        const msgpack_object *t = &tags->ptr[i];
+        struct mp_str k, v;
+        int a, b;
+        unsigned pos;
+
+        if (t->type != MSGPACK_OBJECT_MAP) {
+            return validation(c, "Each tag must be an object with Key and "
+                                 "Value.");
+        }
+        a = mp_get_str(t, "Key", &k, c->err);
+        b = mp_get_str(t, "Value", &v, c->err);
+        if (a < 0 || b < 0) {
+            return c->err->code;
+        }
+        if (a == 0 || b == 0) {
+            return validation(c, "Each tag must have a Key and a Value.");
+        }
+        if (names_check_tag(k.p, k.n, v.p, v.n, c->err) != 0) {
+            return c->err->code;
+        }
+        /* Insert sorted; an existing key takes the new value. */
+        for (pos = 0; pos < r->n_tags; pos++) {
+            size_t m = k.n < r->tags[pos].key.n ? k.n : r->tags[pos].key.n;
+            int cmp = memcmp(k.p, r->tags[pos].key.p, m);
+            if (cmp == 0 && k.n == r->tags[pos].key.n) {
+                break;
+            }
+            if (cmp < 0 || (cmp == 0 && k.n < r->tags[pos].key.n)) {
+                break;
+            }
+        }
+        if (pos < r->n_tags && str_eq(k, r->tags[pos].key)) {
+            r->tags[pos].value = v;
+            continue;
+        }
+        if (r->n_tags >= limit) {
+            return cairn_error_set(c->err, CAIRN_RESOURCE_EXHAUSTED,
+                                   "TooManyTagsError",
+                                   "The Tag list exceeds the maximum of %u "
+                                   "tags per resource.",
+                                   limit);
+        }
+        memmove(&r->tags[pos + 1], &r->tags[pos],
+                (r->n_tags - pos) * sizeof(r->tags[0]));
+        r->tags[pos].key = k;
+        r->tags[pos].value = v;
+        r->n_tags++;
+    }
+    return 0;
+}
+
+static int default_tier(struct ctx *c, char *out, size_t cap)
+{
+    MDB_val k = {strlen(META_DEFAULT_TIER), (void *)META_DEFAULT_TIER};
+    MDB_val d;
+    struct mp_doc doc;
+    struct mp_str v;
+    int rc = mdb_get(c->txn, c->s->meta, &k, &d);
+
+    snprintf(out, cap, "%s", TIER_STANDARD);
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return fault(c, rc, "default tier");
+    }
+    if (mp_doc_parse(&doc, d.mv_data, d.mv_size, NULL) != 0) {
+        return 0;
+    }
+    if (mp_get_str(&doc.root, "SettingValue", &v, NULL) == 1 && v.n < cap) {
+        snprintf(out, cap, "%.*s", (int)v.n, v.p);
+    }
+    mp_doc_close(&doc);
+    return 0;
+}
+
+struct put_req
+{
+    struct mp_str raw_name, value, type, description, key_id, pattern, tier,
+        policies, data_type;
+    bool value_bin;
+    bool overwrite;
+    uint64_t value_chars;
+    const msgpack_object_array *tags;
+};
+
+static int put_read(struct ctx *c, struct put_req *p)
+{
+    static const char *const types[] = {"String", "StringList",
+                                        "SecureString", NULL};
+    static const char *const tiers[] = {TIER_STANDARD, TIER_ADVANCED,
+                                        TIER_INTELLIGENT, NULL};
+    static const char *const data_types[] = {"text", "aws:ec2:image",
+                                             "aws:ssm:integration", NULL};
+    int r = 0;
+
+    memset(p, 0, sizeof(*p));
+    if (mp_get_str(c->req, "Name", &p->raw_name, c->err) < 0 ||
+        mp_get_bytes(c->req, "Value", &p->value, &p->value_bin, c->err) < 0 ||
+        mp_get_str(c->req, "Type", &p->type, c->err) < 0 ||
+        mp_get_str(c->req, "Description", &p->description, c->err) < 0 ||
+        mp_get_str(c->req, "KeyId", &p->key_id, c->err) < 0 ||
+        mp_get_str(c->req, "AllowedPattern", &p->pattern, c->err) < 0 ||
+        mp_get_str(c->req, "Tier", &p->tier, c->err) < 0 ||
+        mp_get_str(c->req, "Policies", &p->policies, c->err) < 0 ||
+        mp_get_str(c->req, "DataType", &p->data_type, c->err) < 0 ||
+        mp_get_bool(c->req, "Overwrite", &p->overwrite, c->err) < 0 ||
+        (r = mp_get_array(c->req, "Tags", &p->tags, c->err)) < 0 ||
+        mp_get_u64(c->req, "ValueLength", &p->value_chars, c->err) < 0) {
+        return c->err->code;
+    }
+    if (r == 0) {
+        p->tags = NULL;
+    }
+    if (p->raw_name.p == NULL) {
+        return validation(c, "1 validation error detected: Value null at "
+                             "'name' failed to satisfy constraint: Member "
+                             "must not be null");
+    }
+    if (p->value.p == NULL) {
+        return validation(c, "1 validation error detected: Value null at "
+                             "'value' failed to satisfy constraint: Member "
+                             "must not be null");
+    }
+    if (p->value.n == 0) {
+        return validation(c, "1 validation error detected: Value '' at "
+                             "'value' failed to satisfy constraint: Member "
+                             "must have length greater than or equal to 1.");
+    }
+    if (p->type.p != NULL && !one_of(p->type, types)) {
+        return validation(c,
+                          "1 validation error detected: Value '%.*s' at "
+                          "'type' failed to satisfy constraint: Member must "
+                          "satisfy enum value set: [SecureString, StringList, "
+                          "String]",
+                          (int)p->type.n, p->type.p);
+    }
+    if (p->tier.p != NULL && !one_of(p->tier, tiers)) {
+        return validation(c,
+                          "1 validation error detected: Value '%.*s' at "
+                          "'tier' failed to satisfy constraint: Member must "
+                          "satisfy enum value set: [Advanced, "
+                          "Intelligent-Tiering, Standard]",
+                          (int)p->tier.n, p->tier.p);
+    }
+    if (p->data_type.p != NULL && !one_of(p->data_type, data_types)) {
+        return validation(c,
+                          "The following data type is not supported: %.*s "
+                          "(Data type names are all lowercase.)",
+                          (int)p->data_type.n, p->data_type.p);
+    }
+    if (p->description.p != NULL &&
+        names_utf8_chars(p->description.p, p->description.n) > 1024) {
+        return validation(c, "1 validation error detected: Value at "
+                             "'description' failed to satisfy constraint: "
+                             "Member must have length less than or equal to "
+                             "1024");
+    }
+    if (p->pattern.p != NULL && p->pattern.n > 1024) {
+        return validation(c, "1 validation error detected: Value at "
+                             "'allowedPattern' failed to satisfy constraint: "
+                             "Member must have length less than or equal to "
+                             "1024");
+    }
+    if (p->key_id.p != NULL) {
+        bool ok = p->key_id.n >= 1 && p->key_id.n <= 256;
+        for (size_t i = 0; ok && i < p->key_id.n; i++) {
+            char ch = p->key_id.p[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 (ch >= '0' && ch <= '9') || ch == ':' || ch == '/' ||
+                 ch == '_' || ch == '-';
+        }
+        if (!ok) {
+            return validation(c,
+                              "1 validation error detected: Value '%.*s' at "
+                              "'keyId' failed to satisfy constraint: Member "
+                              "must satisfy regular expression pattern: "
+                              "^([a-zA-Z0-9:/_-]+)$",
+                              (int)(p->key_id.n > 256 ? 256 : p->key_id.n),
+                              p->key_id.p);
+        }
+    }
+    if (p->tags != NULL && p->overwrite) {
+        return validation(c, "Invalid request: tags and overwrite can't be "
+                             "used together. To create a parameter with "
+                             "tags, please remove overwrite flag. To update "
+                             "tags for an existing parameter, please use "
+                             "AddTagsToResource or RemoveTagsFromResource.");
+    }
+    return 0;
+}
+
+/* Value checks that depend on the final type. */
+static int put_check_value(struct ctx *c, struct put_req *p,
+                           struct mp_str type)
+{
+    if (mp_str_eqn(type, "SecureString")) {
+        /* Sealed by the service layer: plaintext must never reach the log
+         * or the store, so a text value here is refused. */
+        if (!p->value_bin) {
+            return validation(c, "A SecureString value must arrive sealed "
+                                 "(binary); plaintext is not accepted by the "
+                                 "state machine.");
+        }
+        if (p->value_chars == 0) {
+            return validation(c, "A sealed SecureString value must carry "
+                                 "ValueLength, the plaintext length.");
+        }
+        return 0;
+    }
+    if (p->value_bin) {
+        return validation(c, "The value of a %.*s parameter must be text.",
+                          (int)type.n, type.p);
+    }
+    long chars = names_utf8_chars(p->value.p, p->value.n);
+    if (chars < 0) {
+        return validation(c, "The parameter value is not valid UTF-8.");
+    }
+    p->value_chars = (uint64_t)chars;
+    if (memmem(p->value.p, p->value.n, "{{", 2) != NULL &&
+        memmem(p->value.p, p->value.n, "}}", 2) != NULL) {
+        return validation(c, "Parameter value can't nest another parameter. "
+                             "Do not use \"{{}}\" in the value.");
+    }
+    return 0;
+}
+
+static bool is_ami_id(struct mp_str v)
+{
+    if (v.n < 12 || memcmp(v.p, "ami-", 4) != 0) {
+        return false;
+    }
+    if (v.n != 12 && v.n != 21) {
+        return false;
+    }
+    for (size_t i = 4; i < v.n; i++) {
+        char ch = v.p[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int op_put(struct ctx *c)
+{
+    const struct store_limits *lim = &c->s->opts.limits;
+    struct put_req p;
+    struct names_name nm;
+    struct policy_set pol;
+    bool have_pol = false;
+    struct loaded *old = NULL;
+    struct loaded *oldest = NULL;
+    struct rec *nr = NULL;
+    struct mp_str type, tier;
+    char deftier[32];
+    const char *want_tier;
+    uint64_t n_std, n_adv, version = 1, oldest_v = 0, id;
+    bool drop_oldest = false;
+    int rv;
+
+    rv = put_read(c, &p);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = names_check_write(p.raw_name.p, p.raw_name.n, &nm, c->err);
+    if (rv != 0) {
+        return rv;
+    }
+    if (p.policies.p != NULL) {
+        rv = policy_parse(p.policies.p, p.policies.n, &pol, c->err);
+        if (rv != 0) {
+            return rv;
+        }
+        have_pol = true;
+    }
+    old = loaded_new(c);
+    nr = calloc(1, sizeof(*nr));
+    if (old == NULL || nr == NULL) {
+        rv = oom(c);
+        goto out;
+    }
+    rv = load_param(c, &nm, old);
+    if (rv != 0) {
+        goto out;
+    }
+    if (old->found && !p.overwrite) {
+        rv = cairn_error_set(c->err, CAIRN_ALREADY_EXISTS,
+                             "ParameterAlreadyExists",
+                             "The parameter already exists. To overwrite "
+                             "this value, set the overwrite option in the "
+                             "request to true.");
+        goto out;
+    }
+    if (!old->found && p.type.p == NULL) {
+        rv = validation(c, "A parameter type is required when you create a "
+                           "parameter.");
+        goto out;
+    }
+    type = p.type.p != NULL ? p.type : old->rec.type;
+    if (old->found && !str_eq(type, old->rec.type) &&
+        (mp_str_eqn(type, "SecureString") ||
+         mp_str_eqn(old->rec.type, "SecureString"))) {
+        rv = cairn_error_set(c->err, CAIRN_FAILED_PRECONDITION,
+                             "HierarchyTypeMismatchException",
+                             "The parameter type can't be changed from "
+                             "%.*s to %.*s. Delete the parameter and create "
+                             "it again with the new type.",
+                             (int)old->rec.type.n, old->rec.type.p,
+                             (int)type.n, type.p);
+        goto out;
+    }
+    rv = put_check_value(c, &p, type);
+    if (rv != 0) {
+        goto out;
+    }
+
+    /* Fields the request omits keep their previous values on overwrite. */
+    nr->type = type;
+    nr->value = p.value;
+    nr->value_bin = p.value_bin;
+    nr->description = p.description.p != NULL ? p.description
+                                               : old->rec.description;
+    nr->allowed_pattern = p.pattern.p != NULL ? p.pattern
+                                               : old->rec.allowed_pattern;
+    nr->data_type = p.data_type.p != NULL ? p.data_type
+                    : old->found && old->rec.data_type.p != NULL
+                        ? old->rec.data_type
+                        : cstr("text");
+    if (mp_str_eqn(type, "SecureString")) {
+        nr->key_id = p.key_id.p != NULL        ? p.key_id
+                     : old->rec.key_id.p != NULL ? old->rec.key_id
+                                                 : cstr(DEFAULT_KEY_ID);
+    } else if (p.key_id.p != NULL) {
+        rv = validation(c, "KeyId can be used only with a parameter of type "
+                           "SecureString.");
+        goto out;
+    }
+    if (mp_str_eqn(nr->data_type, "aws:ec2:image")) {
+        if (!mp_str_eqn(type, "String")) {
+            rv = validation(c, "The aws:ec2:image data type can be used only "
+                               "with a parameter of type String.");
+            goto out;
+        }
+        if (!is_ami_id(p.value)) {
+            rv = validation(c,
+                            "Parameter value %.*s is not a valid Amazon "
+                            "Machine Image ID for data type aws:ec2:image.",
+                            (int)(p.value.n > 64 ? 64 : p.value.n), p.value.p);
+            goto out;
+        }
+    }
+    if (have_pol) {
+        nr->n_policies = pol.count;
+        for (unsigned i = 0; i < pol.count; i++) {
+            nr->policies[i].text = cstr(pol.items[i].text);
+            nr->policies[i].type = cstr(policy_type_name(pol.items[i].type));
+        }
+    } else if (old->found) {
+        nr->n_policies = old->rec.n_policies;
+        memcpy(nr->policies, old->rec.policies, sizeof(nr->policies));
+    }
+    if (nr->allowed_pattern.p != NULL) {
+        struct mp_str v = {NULL, 0};
+        if (!p.value_bin) {
+            v = p.value; /* sealed values are checked before sealing */
+        }
+        rv = check_pattern(c, nr->allowed_pattern, v);
+        if (rv != 0) {
+            goto out;
+        }
+    }
+
+    /* The tier. */
+    rv = meta_u64(c, META_N_STANDARD, &n_std);
+    if (rv == 0) {
+        rv = meta_u64(c, META_N_ADVANCED, &n_adv);
+    }
+    if (rv == 0) {
+        rv = default_tier(c, deftier, sizeof(deftier));
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    if (p.tier.p != NULL) {
+        want_tier = mp_str_eqn(p.tier, TIER_STANDARD)   ? TIER_STANDARD
+                    : mp_str_eqn(p.tier, TIER_ADVANCED) ? TIER_ADVANCED
+                                                        : TIER_INTELLIGENT;
+    } else if (!old->found || strcmp(deftier, TIER_INTELLIGENT) == 0) {
+        want_tier = strcmp(deftier, TIER_ADVANCED) == 0 ? TIER_ADVANCED
+                    : strcmp(deftier, TIER_INTELLIGENT) == 0
+                        ? TIER_INTELLIGENT
+                        : TIER_STANDARD;
+    } else {
+        want_tier = mp_str_eqn(old->rec.tier, TIER_ADVANCED) ? TIER_ADVANCED
+                                                             : TIER_STANDARD;
+    }
+    bool was_adv = old->found && mp_str_eqn(old->rec.tier, TIER_ADVANCED);
+    if (strcmp(want_tier, TIER_INTELLIGENT) == 0) {
+        bool adv = was_adv || p.value_chars > lim->standard_value ||
+                   nr->n_policies > 0 ||
+                   (!old->found && n_std >= lim->standard_params);
+        tier = cstr(adv ? TIER_ADVANCED : TIER_STANDARD);
+    } else {
+        tier = cstr(want_tier);
+    }
+    if (was_adv && mp_str_eqn(tier, TIER_STANDARD)) {
+        rv = validation(c, "This parameter uses the advanced-parameter tier. "
+                           "You can't downgrade a parameter from the "
+                           "advanced-parameter tier to the "
+                           "standard-parameter tier. If necessary, you can "
+                           "delete the advanced parameter and recreate it as "
+                           "a standard parameter.");
+        goto out;
+    }
+    if (mp_str_eqn(tier, TIER_STANDARD)) {
+        if (p.value_chars > lim->standard_value) {
+            rv = validation(c,
+                            "Standard tier parameters support a maximum "
+                            "parameter value of %u characters. To create a "
+                            "larger parameter value, upgrade the parameter "
+                            "to use the advanced-parameter tier. For more "
+                            "information, see https://docs.aws.amazon.com/"
+                            "systems-manager/latest/userguide/"
+                            "parameter-store-advanced-parameters.html",
+                            lim->standard_value);
+            goto out;
+        }
+        if (nr->n_policies > 0) {
+            rv = validation(c, "Parameter policies are supported only for "
+                               "advanced-tier parameters. Use the Advanced "
+                               "or Intelligent-Tiering tier to attach "
+                               "policies.");
+            goto out;
+        }
+    } else if (p.value_chars > lim->advanced_value) {
+        rv = validation(c,
+                        "The specified parameter value is too large. "
+                        "Advanced-tier parameters support a maximum "
+                        "parameter value of %u characters.",
+                        lim->advanced_value);
+        goto out;
+    }
+    nr->tier = tier;
+
+    /* Count limits. */
+    bool now_adv = mp_str_eqn(tier, TIER_ADVANCED);
+    if ((!old->found && !now_adv && n_std >= lim->standard_params) ||
+        (now_adv && !was_adv && n_adv >= lim->advanced_params)) {
+        rv = cairn_error_set(c->err, CAIRN_RESOURCE_EXHAUSTED,
+                             "ParameterLimitExceeded",
+                             "You have exceeded the number of %s parameters "
+                             "allowed (%llu). Delete unnecessary parameters "
+                             "and try again.",
+                             now_adv ? "advanced" : "standard",
+                             (unsigned long long)(now_adv
+                                                      ? lim->advanced_params
+                                                      : lim->standard_params));
+        goto out;
+    }
+
+    /* Versions: keep the newest lim->versions. */
+    if (old->found) {
+        version = old->rec.version + 1;
+        rv = oldest_version(c, old->rec.id, &oldest_v);
+        if (rv != 0) {
+            goto out;
+        }
+        if (oldest_v != 0 && version - oldest_v + 1 > lim->versions) {
+            oldest = loaded_new(c);
+            if (oldest == NULL) {
+                rv = FAULT;
+                goto out;
+            }
+            rv = load_version(c, old->rec.id, oldest_v, oldest);
+            if (rv != 0) {
+                goto out;
+            }
+            if (oldest->found && oldest->rec.n_labels > 0) {
+                rv = cairn_error_set(
+                    c->err, CAIRN_RESOURCE_EXHAUSTED,
+                    "ParameterMaxVersionLimitExceeded",
+                    "You attempted to create a new version of %.*s by "
+                    "calling the PutParameter API with the overwrite flag. "
+                    "Version %llu, the oldest version, can't be deleted "
+                    "because it has a label associated with it. Move the "
+                    "label to another version of the parameter, and try "
+                    "again.",
+                    (int)old->rec.name.n, old->rec.name.p,
+                    (unsigned long long)oldest_v);
+                goto out;
+            }
+            drop_oldest = true;
+        }
+    }
+    if (p.tags != NULL) {
+        rv = tags_merge(c, p.tags, nr);
+        if (rv != 0) {
+            goto out;
+        }
+    }
+
+    /* Every check passed: write. */
+    if (old->found) {
+        id = old->rec.id;
+        nr->n_tags = old->rec.n_tags;
+        memcpy(nr->tags, old->rec.tags, old->rec.n_tags * sizeof(nr->tags[0]));
+        nr->name = old->rec.name;
+        if (now_adv && !was_adv) {
+            rv = set_meta_u64(c, META_N_STANDARD, n_std - 1);
+            if (rv == 0) {
+                rv = set_meta_u64(c, META_N_ADVANCED, n_adv + 1);
+            }
+        }
+    } else {
+        rv = meta_u64(c, META_NEXT_ID, &id);
+        if (rv == 0) {
+            id++;
+            rv = set_meta_u64(c, META_NEXT_ID, id);
+        }
+        if (rv == 0) {
+            rv = now_adv ? set_meta_u64(c, META_N_ADVANCED, n_adv + 1)
+                         : set_meta_u64(c, META_N_STANDARD, n_std + 1);
+        }
+        nr->name.p = nm.display;
+        nr->name.n = nm.display_len;
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    if (drop_oldest) {
+        rv = del(c, c->s->versions, oldest->key, oldest->key_len);
+        if (rv != 0) {
+            goto out;
+        }
+    }
+    nr->id = id;
+    nr->version = version;
+    nr->ts = c->ts;
+    nr->user = c->user;
+    {
+        uint8_t vkey[KEYS_VERSION_LEN];
+        keys_version(id, version, vkey);
+        rv = put_rec(c, c->s->versions, vkey, sizeof(vkey), nr, REC_VERSION);
+    }
+    if (rv == 0) {
+        rv = put_rec(c, c->s->params, old->key, old->key_len, nr, REC_PARAM);
+    }
+    if (rv == 0) {
+        rv = feed_append(c, old->found ? "Update" : "Create", nr->name, type,
+                         version);
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 2);
+        mp_pack_kv_u64(&c->pk, "Version", version);
+        mp_pack_kv_str(&c->pk, "Tier", tier.p, tier.n);
+    }
+out:
+    if (have_pol) {
+        policy_set_close(&pol);
+    }
+    free(nr);
+    loaded_free(oldest);
+    loaded_free(old);
+    return rv;
+}
+
+/* ---- DeleteParameter(s) --------------------------------------------- */
+
+/* Delete the parameter in @p l (found) with all its versions and labels. */
+static int delete_loaded(struct ctx *c, struct loaded *l)
+{
+    uint64_t n;
+    const char *counter = mp_str_eqn(l->rec.tier, TIER_ADVANCED)
+                              ? META_N_ADVANCED
+                              : META_N_STANDARD;
+    int rv = del_prefix(c, c->s->versions, l->rec.id);
+    if (rv == 0) {
+        rv = del_prefix(c, c->s->labels, l->rec.id);
+    }
+    if (rv == 0) {
+        rv = del(c, c->s->params, l->key, l->key_len);
+    }
+    if (rv == 0) {
+        rv = meta_u64(c, counter, &n);
+    }
+    if (rv == 0) {
+        rv = set_meta_u64(c, counter, n > 0 ? n - 1 : 0);
+    }
+    if (rv == 0) {
+        rv = feed_append(c, "Delete", l->rec.name, l->rec.type,
+                         l->rec.version);
+    }
+    return rv;
+}
+
+static int op_delete(struct ctx *c)
+{
+    struct mp_str raw;
+    struct names_name nm;
+    struct loaded *l;
+    int rv = req_name(c, "Name", &raw, &nm);
+
+    if (rv != 0) {
+        return rv;
+    }
+    l = loaded_new(c);
+    if (l == NULL) {
+        return FAULT;
+    }
+    rv = load_param(c, &nm, l);
+    if (rv == 0 && !l->found) {
+        rv = not_found(c, raw.p, raw.n);
+    }
+    if (rv == 0) {
+        rv = delete_loaded(c, l);
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+    loaded_free(l);
+    return rv;
+}
+
+static int names_array(struct ctx *c, const char *field, const char *wire,
+                       const msgpack_object_array **arr)
+{
+    int r = mp_get_array(c->req, field, arr, c->err);
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0) {
+        return validation(c,
+                          "1 validation error detected: Value null at '%s' "
+                          "failed to satisfy constraint: Member must not be "
+                          "null",
+                          wire);
+    }
+    if ((*arr)->size < 1 || (*arr)->size > 10) {
+        return validation(c,
+                          "1 validation error detected: Value at '%s' failed "
+                          "to satisfy constraint: Member must have length "
+                          "%s",
+                          wire,
+                          (*arr)->size < 1
+                              ? "greater than or equal to 1"
+                              : "less than or equal to 10");
+    }
+    for (uint32_t i = 0; i < (*arr)->size; i++) {
+        if ((*arr)->ptr[i].type != MSGPACK_OBJECT_STR) {
+            return cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                                   "SerializationException",
+                                   "field %s must hold strings", field);
+        }
+    }
+    return 0;
+}
+
+static int op_delete_many(struct ctx *c)
+{
+    const msgpack_object_array *names;
+    struct loaded *l;
+    bool deleted[10] = {false};
+    bool invalid[10] = {false};
+    unsigned nd = 0, ni = 0;
+    int rv = names_array(c, "Names", "names", &names);
+
+    if (rv != 0) {
+        return rv;
+    }
+    l = loaded_new(c);
+    if (l == NULL) {
+        return FAULT;
+    }
+    for (uint32_t i = 0; i < names->size && rv == 0; i++) {
+        const msgpack_object *o = &names->ptr[i];
+        struct names_name nm;
+        struct cairn_error ignore;
+        bool dup = false;
+        for (uint32_t j = 0; j < i; j++) {
+            if (o->via.str.size == names->ptr[j].via.str.size &&
+                memcmp(o->via.str.ptr, names->ptr[j].via.str.ptr,
+                       o->via.str.size) == 0) {
+                dup = true;
+            }
+        }
+        if (dup) {
+            continue; /* reported once */
+        }
+        if (names_check_existing(o->via.str.ptr, o->via.str.size, &nm,
+                                 &ignore) != 0) {
+            invalid[i] = true;
+            ni++;
+            continue;
+        }
+        if (l->doc_open) {
+            mp_doc_close(&l->doc);
+            l->doc_open = false;
+        }
+        rv = load_param(c, &nm, l);
+        if (rv != 0) {
+            break;
+        }
+        if (!l->found) {
+            invalid[i] = true;
+            ni++;
+            continue;
+        }
+        rv = delete_loaded(c, l);
+        deleted[i] = true;
+        nd++;
+    }
+    loaded_free(l);
+    if (rv != 0) {
+        return rv;
+    }
+    msgpack_pack_map(&c->pk, 2);
+    mp_pack_cstr(&c->pk, "DeletedParameters");
+    msgpack_pack_array(&c->pk, nd);
+    for (uint32_t i = 0; i < names->size; i++) {
+        if (deleted[i]) {
+            mp_pack_str(&c->pk, names->ptr[i].via.str.ptr,
+                        names->ptr[i].via.str.size);
+        }
+    }
+    mp_pack_cstr(&c->pk, "InvalidParameters");
+    msgpack_pack_array(&c->pk, ni);
+    for (uint32_t i = 0; i < names->size; i++) {
+        if (invalid[i]) {
+            mp_pack_str(&c->pk, names->ptr[i].via.str.ptr,
+                        names->ptr[i].via.str.size);
+        }
+    }
+    return 0;
+}
+
+/* ---- labels --------------------------------------------------------- */
+
+static int labels_array(struct ctx *c, const msgpack_object_array **arr)
+{
+    int rv = names_array(c, "Labels", "labels", arr);
+    if (rv != 0) {
+        return rv;
+    }
+    for (uint32_t i = 0; i < (*arr)->size; i++) {
+        const msgpack_object *o = &(*arr)->ptr[i];
+        if (names_check_label(o->via.str.ptr, o->via.str.size) ==
+            NAMES_LABEL_BAD_LENGTH) {
+            return names_label_length_error(o->via.str.ptr, o->via.str.size,
+                                            c->err);
+        }
+    }
+    return 0;
+}
+
+static bool has_label(const struct rec *r, struct mp_str label, unsigned *at)
+{
+    for (unsigned i = 0; i < r->n_labels; i++) {
+        if (str_eq(r->labels[i], label)) {
+            if (at != NULL) {
+                *at = i;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+static void remove_label(struct rec *r, unsigned at)
+{
+    memmove(&r->labels[at], &r->labels[at + 1],
+            (r->n_labels - at - 1) * sizeof(r->labels[0]));
+    r->n_labels--;
+}
+
+static int label_version_of(struct ctx *c, uint64_t id, struct mp_str label,
+                            uint64_t *version)
+{
+    uint8_t key[8 + NAMES_LABEL_MAX];
+    size_t klen = keys_label(id, label.p, label.n, key);
+    MDB_val k = {klen, key};
+    MDB_val d;
+    int rc = mdb_get(c->txn, c->s->labels, &k, &d);
+    *version = 0;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return fault(c, rc, "label");
+    }
+    if (d.mv_size != 8) {
+        cairn_error_set(&c->fault_err, CAIRN_DATA_LOSS, "InternalServerError",
+                        "malformed label record");
+        return FAULT;
+    }
+    *version = be64_get(d.mv_data);
+    return 0;
+}
+
+/* Resolve Name and ParameterVersion of a label request. */
+static int label_target(struct ctx *c, bool version_required,
+                        struct loaded *param, struct loaded *target,
+                        struct mp_str *raw)
+{
+    struct names_name nm;
+    uint64_t version = 0;
+    int has_version;
+    int rv = req_name(c, "Name", raw, &nm);
+
+    if (rv != 0) {
+        return rv;
+    }
+    has_version = mp_get_u64(c->req, "ParameterVersion", &version, c->err);
+    if (has_version < 0) {
+        return c->err->code;
+    }
+    if (has_version == 0 && version_required) {
+        return validation(c, "1 validation error detected: Value 'null' at "
+                             "'parameterVersion' failed to satisfy "
+                             "constraint: Member must not be null");
+    }
+    rv = load_param(c, &nm, param);
+    if (rv != 0) {
+        return rv;
+    }
+    if (!param->found) {
+        return not_found(c, raw->p, raw->n);
+    }
+    if (has_version == 0) {
+        version = param->rec.version;
+    }
+    rv = load_version(c, param->rec.id, version, target);
+    if (rv != 0) {
+        return rv;
+    }
+    if (!target->found) {
+        return version_not_found(c, version, param->rec.name);
+    }
+    return 0;
+}
+
+static int op_label(struct ctx *c)
+{
+    const msgpack_object_array *labels;
+    struct loaded *param = loaded_new(c);
+    struct loaded *target = loaded_new(c);
+    struct loaded *other = loaded_new(c);
+    struct mp_str raw;
+    struct mp_str valid[10];
+    unsigned n_valid = 0;
+    bool invalid[10] = {false};
+    unsigned n_invalid = 0;
+    uint64_t id, version;
+    int rv;
+
+    if (param == NULL || target == NULL || other == NULL) {
+        rv = FAULT;
+        goto out;
+    }
+    rv = labels_array(c, &labels);
+    if (rv == 0) {
+        rv = label_target(c, false, param, target, &raw);
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    id = param->rec.id;
+    version = target->rec.version;
+    for (uint32_t i = 0; i < labels->size; i++) {
+        struct mp_str l = {labels->ptr[i].via.str.ptr,
+                           labels->ptr[i].via.str.size};
+        bool dup = false;
+        if (names_check_label(l.p, l.n) != NAMES_LABEL_OK) {
+            invalid[i] = true;
+            n_invalid++;
+            continue;
+        }
+        for (unsigned j = 0; j < n_valid; j++) {
+            dup = dup || str_eq(valid[j], l);
+        }
+        if (!dup) {
+            valid[n_valid++] = l;
+        }
+    }
+    /* The version's label count after the change must fit the limit. */
+    {
+        unsigned total = target->rec.n_labels;
+        for (unsigned j = 0; j < n_valid; j++) {
+            if (!has_label(&target->rec, valid[j], NULL)) {
+                total++;
+            }
+        }
+        if (total > c->s->opts.limits.labels_per_version) {
+            rv = cairn_error_set(c->err, CAIRN_RESOURCE_EXHAUSTED,
+                                 "ParameterVersionLabelLimitExceeded",
+                                 "A parameter version can have maximum %u "
+                                 "labels.Move one or more labels to another "
+                                 "version and try again.",
+                                 c->s->opts.limits.labels_per_version);
+            goto out;
+        }
+    }
+    for (unsigned j = 0; j < n_valid; j++) {
+        uint8_t key[8 + NAMES_LABEL_MAX];
+        uint8_t val[8];
+        size_t klen;
+        uint64_t from;
+
+        if (has_label(&target->rec, valid[j], NULL)) {
+            continue;
+        }
+        rv = label_version_of(c, id, valid[j], &from);
+        if (rv != 0) {
+            goto out;
+        }
+        if (from != 0 && from != version) {
+            /* The label moves: take it off the version that had it. */
+            unsigned at;
+            if (other->doc_open) {
+                mp_doc_close(&other->doc);
+                other->doc_open = false;
+            }
+            rv = load_version(c, id, from, other);
+            if (rv != 0) {
+                goto out;
+            }
+            if (other->found && has_label(&other->rec, valid[j], &at)) {
+                remove_label(&other->rec, at);
+                rv = put_rec(c, c->s->versions, other->key, other->key_len,
+                             &other->rec, REC_VERSION);
+                if (rv != 0) {
+                    goto out;
+                }
+            }
+        }
+        klen = keys_label(id, valid[j].p, valid[j].n, key);
+        be64_put(val, version);
+        rv = put(c, c->s->labels, key, klen, val, sizeof(val));
+        if (rv != 0) {
+            goto out;
+        }
+        target->rec.labels[target->rec.n_labels++] = valid[j];
+    }
+    rv = put_rec(c, c->s->versions, target->key, target->key_len,
+                 &target->rec, REC_VERSION);
+    if (rv == 0) {
+        rv = feed_append(c, "LabelParameterVersion", param->rec.name,
+                         target->rec.type, version);
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    msgpack_pack_map(&c->pk, 2);
+    mp_pack_cstr(&c->pk, "InvalidLabels");
+    msgpack_pack_array(&c->pk, n_invalid);
+    for (uint32_t i = 0; i < labels->size; i++) {
+        if (invalid[i]) {
+            mp_pack_str(&c->pk, labels->ptr[i].via.str.ptr,
+                        labels->ptr[i].via.str.size);
+        }
+    }
+    mp_pack_kv_u64(&c->pk, "ParameterVersion", version);
+out:
+    loaded_free(other);
+    loaded_free(target);
+    loaded_free(param);
+    return rv;
+}
+
+static int op_unlabel(struct ctx *c)
+{
+    const msgpack_object_array *labels;
+    struct loaded *param = loaded_new(c);
+    struct loaded *target = loaded_new(c);
+    struct mp_str raw;
+    bool removed[10] = {false};
+    unsigned n_removed = 0;
+    int rv;
+
+    if (param == NULL || target == NULL) {
+        rv = FAULT;
+        goto out;
+    }
+    rv = labels_array(c, &labels);
+    if (rv == 0) {
+        rv = label_target(c, true, param, target, &raw);
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    for (uint32_t i = 0; i < labels->size; i++) {
+        struct mp_str l = {labels->ptr[i].via.str.ptr,
+                           labels->ptr[i].via.str.size};
+        uint8_t key[8 + NAMES_LABEL_MAX];
+        unsigned at;
+        if (!has_label(&target->rec, l, &at)) {
+            continue;
+        }
+        remove_label(&target->rec, at);
+        rv = del(c, c->s->labels, key,
+                 keys_label(param->rec.id, l.p, l.n, key));
+        if (rv != 0) {
+            goto out;
+        }
+        removed[i] = true;
+        n_removed++;
+    }
+    if (n_removed > 0) {
+        rv = put_rec(c, c->s->versions, target->key, target->key_len,
+                     &target->rec, REC_VERSION);
+        if (rv == 0) {
+            rv = feed_append(c, "LabelParameterVersion", param->rec.name,
+                             target->rec.type, target->rec.version);
+        }
+        if (rv != 0) {
+            goto out;
+        }
+    }
+    msgpack_pack_map(&c->pk, 2);
+    mp_pack_cstr(&c->pk, "RemovedLabels");
+    msgpack_pack_array(&c->pk, n_removed);
+    for (uint32_t i = 0; i < labels->size; i++) {
+        if (removed[i]) {
+            mp_pack_str(&c->pk, labels->ptr[i].via.str.ptr,
+                        labels->ptr[i].via.str.size);
+        }
+    }
+    mp_pack_cstr(&c->pk, "InvalidLabels");
+    msgpack_pack_array(&c->pk, labels->size - n_removed);
+    for (uint32_t i = 0; i < labels->size; i++) {
+        if (!removed[i]) {
+            mp_pack_str(&c->pk, labels->ptr[i].via.str.ptr,
+                        labels->ptr[i].via.str.size);
+        }
+    }
+out:
+    loaded_free(target);
+    loaded_free(param);
+    return rv;
+}
+
+/* ---- tags ----------------------------------------------------------- */
+
+static int tag_resource(struct ctx *c, struct loaded *l)
+{
+    struct mp_str rtype, rid;
+    struct names_name nm;
+    struct cairn_error ignore;
+    int a = mp_get_str(c->req, "ResourceType", &rtype, c->err);
+    int b = mp_get_str(c->req, "ResourceId", &rid, c->err);
+    int rv;
+
+    if (a < 0 || b < 0) {
+        return c->err->code;
+    }
+    if (a == 0 || b == 0) {
+        return validation(c, "1 validation error detected: Value null at "
+                             "'%s' failed to satisfy constraint: Member must "
+                             "not be null",
+                          a == 0 ? "resourceType" : "resourceId");
+    }
+    if (!mp_str_eqn(rtype, "Parameter")) {
+        return cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                               "InvalidResourceType", "Invalid Resource Type");
+    }
+    if (names_check_existing(rid.p, rid.n, &nm, &ignore) != 0) {
+        return cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                               "InvalidResourceId", "Invalid Resource Id");
+    }
+    rv = load_param(c, &nm, l);
+    if (rv == 0 && !l->found) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                             "InvalidResourceId", "Invalid Resource Id");
+    }
+    return rv;
+}
+
+static int op_add_tags(struct ctx *c)
+{
+    const msgpack_object_array *tags;
+    struct loaded *l = loaded_new(c);
+    int rv;
+    int r;
+
+    if (l == NULL) {
+        return FAULT;
+    }
+    r = mp_get_array(c->req, "Tags", &tags, c->err);
+    if (r < 0) {
+        rv = c->err->code;
+        goto out;
+    }
+    if (r == 0 || tags->size == 0) {
+        rv = validation(c, "1 validation error detected: Value at 'tags' "
+                           "failed to satisfy constraint: Member must have "
+                           "length greater than or equal to 1");
+        goto out;
+    }
+    rv = tag_resource(c, l);
+    if (rv == 0) {
+        rv = tags_merge(c, tags, &l->rec);
+    }
+    if (rv == 0) {
+        rv = put_rec(c, c->s->params, l->key, l->key_len, &l->rec, REC_PARAM);
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+out:
+    loaded_free(l);
+    return rv;
+}
+
+static int op_remove_tags(struct ctx *c)
+{
+    const msgpack_object_array *keys;
+    struct loaded *l = loaded_new(c);
+    int rv;
+    int r;
+
+    if (l == NULL) {
+        return FAULT;
+    }
+    r = mp_get_array(c->req, "TagKeys", &keys, c->err);
+    if (r < 0) {
+        rv = c->err->code;
+        goto out;
+    }
+    if (r == 0) {
+        rv = validation(c, "1 validation error detected: Value null at "
+                           "'tagKeys' failed to satisfy constraint: Member "
+                           "must not be null");
+        goto out;
+    }
+    for (uint32_t i = 0; i < keys->size; i++) {
+        if (keys->ptr[i].type != MSGPACK_OBJECT_STR) {
+            rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                                 "SerializationException",
+                                 "field TagKeys must hold strings");
+            goto out;
+        }
+    }
+    rv = tag_resource(c, l);
+    if (rv != 0) {
+        goto out;
+    }
+    for (uint32_t i = 0; i < keys->size; i++) {
+        struct mp_str k = {keys->ptr[i].via.str.ptr, keys->ptr[i].via.str.size};
+        for (unsigned j = 0; j < l->rec.n_tags; j++) {
+            if (str_eq(l->rec.tags[j].key, k)) {
+                memmove(&l->rec.tags[j], &l->rec.tags[j + 1],
+                        (l->rec.n_tags - j - 1) * sizeof(l->rec.tags[0]));
+                l->rec.n_tags--;
+                break;
+            }
+        }
+    }
+    rv = put_rec(c, c->s->params, l->key, l->key_len, &l->rec, REC_PARAM);
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+out:
+    loaded_free(l);
+    return rv;
+}
+
+/* ---- service settings and Init -------------------------------------- */
+
+/* Accepts "/ssm/parameter-store/default-parameter-tier" or its ARN. */
+static bool is_default_tier_setting(struct mp_str id)
+{
+    const char *suffix = ":servicesetting" SETTING_DEFAULT_TIER;
+    size_t sn = strlen(suffix);
+    if (mp_str_eqn(id, SETTING_DEFAULT_TIER)) {
+        return true;
+    }
+    return id.n > sn && memcmp(id.p, "arn:", 4) == 0 &&
+           memcmp(id.p + id.n - sn, suffix, sn) == 0;
+}
+
+static int setting_id(struct ctx *c, struct mp_str *id)
+{
+    int r = mp_get_str(c->req, "SettingId", id, c->err);
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0) {
+        return validation(c, "1 validation error detected: Value null at "
+                             "'settingId' failed to satisfy constraint: "
+                             "Member must not be null");
+    }
+    if (!is_default_tier_setting(*id)) {
+        return cairn_error_set(c->err, CAIRN_NOT_FOUND,
+                               "ServiceSettingNotFound",
+                               "The service setting %.*s was not found.",
+                               (int)(id->n > 256 ? 256 : id->n), id->p);
+    }
+    return 0;
+}
+
+static int op_update_setting(struct ctx *c)
+{
+    static const char *const tiers[] = {TIER_STANDARD, TIER_ADVANCED,
+                                        TIER_INTELLIGENT, NULL};
+    struct mp_str id, value;
+    struct buf b;
+    msgpack_packer pk;
+    int rv = setting_id(c, &id);
+    int r;
+    MDB_val k = {strlen(META_DEFAULT_TIER), (void *)META_DEFAULT_TIER};
+
+    if (rv != 0) {
+        return rv;
+    }
+    r = mp_get_str(c->req, "SettingValue", &value, c->err);
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0 || !one_of(value, tiers)) {
+        return validation(c,
+                          "The value %.*s is not valid for setting %s. Valid "
+                          "values: Standard, Advanced, Intelligent-Tiering.",
+                          (int)(value.n > 64 ? 64 : value.n),
+                          value.p != NULL ? value.p : "", SETTING_DEFAULT_TIER);
+    }
+    buf_init(&b);
+    mp_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 3);
+    mp_pack_kv_str(&pk, "SettingValue", value.p, value.n);
+    mp_pack_kv_i64(&pk, "LastModifiedDate", c->ts);
+    mp_pack_kv_str(&pk, "LastModifiedUser", c->user.p, c->user.n);
+    if (b.oom) {
+        buf_close(&b);
+        return oom(c);
+    }
+    rv = put(c, c->s->meta, k.mv_data, k.mv_size, b.data, b.len);
+    buf_close(&b);
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+    return rv;
+}
+
+static int op_reset_setting(struct ctx *c)
+{
+    struct mp_str id;
+    int rv = setting_id(c, &id);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = del(c, c->s->meta, META_DEFAULT_TIER, strlen(META_DEFAULT_TIER));
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 1);
+        mp_pack_cstr(&c->pk, "ServiceSetting");
+        msgpack_pack_map(&c->pk, 3);
+        mp_pack_kv_cstr(&c->pk, "SettingId", SETTING_DEFAULT_TIER);
+        mp_pack_kv_cstr(&c->pk, "SettingValue", TIER_STANDARD);
+        mp_pack_kv_cstr(&c->pk, "Status", "Default");
+    }
+    return rv;
+}
+
+static int op_init(struct ctx *c)
+{
+    struct mp_str key;
+    bool is_bin = false;
+    MDB_val k = {strlen(META_TOKEN_KEY), (void *)META_TOKEN_KEY};
+    MDB_val d;
+    int r = mp_get_bytes(c->req, "TokenKey", &key, &is_bin, c->err);
+    int rc;
+
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0 || !is_bin || key.n != TOKEN_KEY_LEN) {
+        return validation(c, "Init needs TokenKey: %d random bytes.",
+                          TOKEN_KEY_LEN);
+    }
+    /* The first Init wins: paging tokens stay valid for the cluster's
+     * life. */
+    rc = mdb_get(c->txn, c->s->meta, &k, &d);
+    if (rc == MDB_NOTFOUND) {
+        int rv = put(c, c->s->meta, k.mv_data, k.mv_size, key.p, key.n);
+        if (rv != 0) {
+            return rv;
+        }
+    } else if (rc != 0) {
+        return fault(c, rc, "token key");
+    }
+    msgpack_pack_map(&c->pk, 0);
+    return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+struct op
+{
+    const char *name;
+    int (*fn)(struct ctx *c);
+};
+
+static const struct op ops[] = {
+    {"PutParameter", op_put},
+    {"DeleteParameter", op_delete},
+    {"DeleteParameters", op_delete_many},
+    {"LabelParameterVersion", op_label},
+    {"UnlabelParameterVersion", op_unlabel},
+    {"AddTagsToResource", op_add_tags},
+    {"RemoveTagsFromResource", op_remove_tags},
+    {"UpdateServiceSetting", op_update_setting},
+    {"ResetServiceSetting", op_reset_setting},
+    {"Init", op_init},
+};
+
+/* Decode the envelope and run the op. Returns OK/business status/FAULT. */
+static int run(struct ctx *c, const void *cmd, size_t len)
+{
+    struct mp_doc doc;
+    struct mp_str op;
+    int rv;
+
+    rv = mp_doc_parse(&doc, cmd, len, c->err);
+    if (rv == CAIRN_RESOURCE_EXHAUSTED) {
+        *(&c->fault_err) = *c->err;
+        cairn_error_clear(c->err);
+        return FAULT;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (doc.root.type != MSGPACK_OBJECT_MAP) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                             "SerializationException",
+                             "a command must be a msgpack map");
+        goto out;
+    }
+    if (mp_get_str(&doc.root, "op", &op, c->err) < 0 ||
+        mp_get_i64(&doc.root, "ts", &c->ts, c->err) < 0 ||
+        mp_get_str(&doc.root, "user", &c->user, c->err) < 0) {
+        rv = c->err->code;
+        goto out;
+    }
+    c->req = mp_map_get(&doc.root, "req");
+    if (op.p == NULL) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                             "SerializationException",
+                             "a command needs an op");
+        goto out;
+    }
+    if (c->req == NULL || c->req->type != MSGPACK_OBJECT_MAP) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
+                             "SerializationException",
+                             "a command needs a req map");
+        goto out;
+    }
+    rv = cairn_error_set(c->err, CAIRN_UNIMPLEMENTED, "UnknownOperationException",
+                         "unknown command %.*s", (int)(op.n > 64 ? 64 : op.n),
+                         op.p);
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (mp_str_eqn(op, ops[i].name)) {
+            cairn_error_clear(c->err);
+            rv = ops[i].fn(c);
+            break;
+        }
+    }
+out:
+    mp_doc_close(&doc);
+    return rv;
+}
+
+int sm_batch_begin(struct store *s, struct cairn_error *err)
+{
+    int rc;
+    if (s->batch != NULL) {
+        return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
+                               "a batch is already open");
+    }
+    rc = mdb_txn_begin(s->env, NULL, 0, &s->batch);
+    if (rc != 0) {
+        s->batch = NULL;
+        return store_status_from_mdb(rc, err, "begin batch");
+    }
+    return 0;
+}
+
+int sm_batch_commit(struct store *s, struct cairn_error *err)
+{
+    int rc;
+    if (s->batch == NULL) {
+        return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
+                               "no batch is open");
+    }
+    rc = mdb_txn_commit(s->batch);
+    s->batch = NULL;
+    return rc != 0 ? store_status_from_mdb(rc, err, "commit batch") : 0;
+}
+
+void sm_batch_abort(struct store *s)
+{
+    if (s->batch != NULL) {
+        mdb_txn_abort(s->batch);
+        s->batch = NULL;
+    }
+}
+
+int sm_apply(struct store *s, uint64_t index, const void *cmd, size_t len,
+             const struct sm_outcome **outcome)
+{
+    struct sm_outcome *o = &s->outcome;
+    struct ctx c;
+    bool own = s->batch == NULL;
+    uint64_t applied;
+    int rc;
+    int rv;
+
+    memset(o, 0, sizeof(*o));
+    *outcome = o;
+    memset(&c, 0, sizeof(c));
+    c.s = s;
+    c.err = &o->err;
+    buf_reset(&s->out);
+    mp_packer_init(&c.pk, &s->out);
+
+    if (own) {
+        rc = mdb_txn_begin(s->env, NULL, 0, &c.txn);
+        if (rc != 0) {
+            return store_status_from_mdb(rc, &o->err, "begin apply");
+        }
+    } else {
+        c.txn = s->batch;
+    }
+    rc = store_meta_get_u64(c.txn, s->meta, META_APPLIED, 0, &applied);
+    if (rc == 0) {
+        rc = store_meta_get_u64(c.txn, s->meta, META_REVISION, 0, &c.revision);
+    }
+    if (rc != 0) {
+        rv = store_status_from_mdb(rc, &o->err, "read applied index");
+        goto fail;
+    }
+    if (index <= applied) {
+        o->skipped = true;
+        o->revision = c.revision;
+        if (own) {
+            mdb_txn_abort(c.txn);
+        }
+        return 0;
+    }
+    rv = run(&c, cmd, len);
+    if (rv == FAULT) {
+        o->err = c.fault_err;
+        rv = o->err.code != 0 ? o->err.code : CAIRN_INTERNAL;
+        goto fail;
+    }
+    if (s->out.oom) {
+        rv = cairn_error_set(&o->err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                             "out of memory encoding the outcome");
+        goto fail;
+    }
+    rc = store_meta_put_u64(c.txn, s->meta, META_APPLIED, index);
+    if (rc == 0) {
+        rc = store_meta_put_u64(c.txn, s->meta, META_REVISION, c.revision);
+    }
+    if (rc == 0 && own) {
+        rc = mdb_txn_commit(c.txn);
+        c.txn = NULL;
+    }
+    if (rc != 0) {
+        rv = store_status_from_mdb(rc, &o->err, "commit apply");
+        own = own && c.txn != NULL;
+        goto fail;
+    }
+    if (o->err.code == CAIRN_OK) {
+        o->body = s->out.data;
+        o->body_len = s->out.len;
+    }
+    o->revision = c.revision;
+    return 0;
+
+fail:
+    if (own) {
+        if (c.txn != NULL) {
+            mdb_txn_abort(c.txn);
+        }
+    } else {
+        sm_batch_abort(s);
+    }
+    return rv;
+}

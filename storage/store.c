@@ -1,0 +1,758 @@
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_int.h"
+
+void store_options_default(struct store_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->map_size = (size_t)8 << 30;
+    o->no_sync = false;
+    o->max_readers = 256;
+    o->limits.standard_params = 10000;
+    o->limits.advanced_params = 100000;
+    o->limits.standard_value = 4096;
+    o->limits.advanced_value = 8192;
+    o->limits.versions = 100;
+    o->limits.labels_per_version = 10;
+    o->limits.tags = 50;
+    o->limits.feed_retain = 1000000;
+    o->limits.scan_budget = 2000;
+    o->arn.partition = "aws";
+    o->arn.region = "local";
+    o->arn.account = "000000000000";
+}
+
+const struct store_options *store_get_options(const struct store *s)
+{
+    return &s->opts;
+}
+
+int store_status_from_mdb(int rc, struct cairn_error *err, const char *what)
+{
+    int code;
+    switch (rc) {
+        case 0:
+            return 0;
+        case MDB_NOTFOUND:
+            code = CAIRN_NOT_FOUND;
+            break;
+        case MDB_KEYEXIST:
+            code = CAIRN_ALREADY_EXISTS;
+            break;
+        case MDB_BAD_VALSIZE:
+            code = CAIRN_INVALID_ARGUMENT;
+            break;
+        case MDB_MAP_FULL:
+        case MDB_TXN_FULL:
+        case MDB_READERS_FULL:
+        case MDB_DBS_FULL:
+        case ENOMEM:
+        case ENOSPC:
+            code = CAIRN_RESOURCE_EXHAUSTED;
+            break;
+        case MDB_CORRUPTED:
+        case MDB_PAGE_NOTFOUND:
+        case MDB_PANIC:
+        case MDB_INVALID:
+        case MDB_VERSION_MISMATCH:
+            code = CAIRN_DATA_LOSS;
+            break;
+        default:
+            code = CAIRN_INTERNAL;
+            break;
+    }
+    return cairn_error_set(err, code, "InternalServerError", "%s: lmdb: %s",
+                           what, mdb_strerror(rc));
+}
+
+int store_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
+                       uint64_t def, uint64_t *v)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_val d;
+    int rc = mdb_get(txn, dbi, &k, &d);
+    if (rc == MDB_NOTFOUND) {
+        *v = def;
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (d.mv_size != 8) {
+        return MDB_CORRUPTED;
+    }
+    *v = be64_get(d.mv_data);
+    return 0;
+}
+
+int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
+                       uint64_t v)
+{
+    uint8_t b[8];
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_val d = {8, b};
+    be64_put(b, v);
+    return mdb_put(txn, dbi, &k, &d, 0);
+}
+
+static int open_dbis(struct store *s, MDB_txn *txn, unsigned flags)
+{
+    static const char *const names[] = {"params", "versions", "labels",
+                                        "feed", "meta"};
+    MDB_dbi *slots[] = {&s->params, &s->versions, &s->labels, &s->feed,
+                        &s->meta};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int rc = mdb_dbi_open(txn, names[i], flags, slots[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Open the LMDB environment of s->dir and make sure the format is ours. */
+static int env_open(struct store *s, struct cairn_error *err)
+{
+    MDB_txn *txn = NULL;
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    uint64_t format;
+    int rc;
+
+    if (s->opts.no_sync) {
+        flags |= MDB_NOSYNC;
+    }
+    rc = mdb_env_create(&s->env);
+    if (rc != 0) {
+        return store_status_from_mdb(rc, err, "mdb_env_create");
+    }
+    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxreaders(s->env, s->opts.max_readers);
+    rc = mdb_env_set_mapsize(s->env, s->opts.map_size);
+    if (rc == 0) {
+        rc = mdb_env_open(s->env, s->dir, flags, 0600);
+    }
+    if (rc != 0) {
+        store_status_from_mdb(rc, err, "open store");
+        goto err_after_env;
+    }
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        store_status_from_mdb(rc, err, "begin");
+        goto err_after_env;
+    }
+    rc = open_dbis(s, txn, MDB_CREATE);
+    if (rc == 0) {
+        rc = store_meta_get_u64(txn, s->meta, META_FORMAT, 0, &format);
+    }
+    if (rc == 0 && format == 0) {
+        format = STORE_FORMAT;
+        rc = store_meta_put_u64(txn, s->meta, META_FORMAT, format);
+    }
+    if (rc != 0) {
+        store_status_from_mdb(rc, err, "initialise store");
+        goto err_after_txn;
+    }
+    if (format != STORE_FORMAT) {
+        cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
+                        "store format %llu is not supported (want %d)",
+                        (unsigned long long)format, STORE_FORMAT);
+        goto err_after_txn;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        store_status_from_mdb(rc, err, "commit");
+        goto err_after_env;
+    }
+    return 0;
+
+err_after_txn:
+    mdb_txn_abort(txn);
+err_after_env:
+    mdb_env_close(s->env);
+    s->env = NULL;
+    return err != NULL && err->code != 0 ? err->code : CAIRN_INTERNAL;
+}
+
+static void env_close(struct store *s)
+{
+    if (s->batch != NULL) {
+        mdb_txn_abort(s->batch);
+        s->batch = NULL;
+    }
+    if (s->rtxn != NULL) {
+        mdb_txn_abort(s->rtxn);
+        s->rtxn = NULL;
+    }
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+}
+
+static int check_limits(const struct store_limits *l, struct cairn_error *err)
+{
+    if (l->tags == 0 || l->tags > STORE_MAX_TAGS ||
+        l->labels_per_version == 0 ||
+        l->labels_per_version > STORE_MAX_LABELS || l->versions == 0 ||
+        l->standard_value == 0 || l->advanced_value < l->standard_value ||
+        l->scan_budget == 0 || l->feed_retain == 0) {
+        return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
+                               "store limits out of range (tags 1..%d, labels "
+                               "1..%d, versions >= 1, budgets >= 1)",
+                               STORE_MAX_TAGS, STORE_MAX_LABELS);
+    }
+    return 0;
+}
+
+int store_open(const char *dir, const struct store_options *opts,
+               struct store **out, struct cairn_error *err)
+{
+    struct store *s;
+    char *lock_path = NULL;
+    struct stat st;
+    int rv;
+
+    *out = NULL;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return cairn_error_set(err, CAIRN_NOT_FOUND, NULL,
+                               "store directory %s does not exist", dir);
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    s->lock_fd = -1;
+    buf_init(&s->out);
+    buf_init(&s->scratch);
+    if (opts != NULL) {
+        s->opts = *opts;
+    } else {
+        store_options_default(&s->opts);
+    }
+    rv = check_limits(&s->opts.limits, err);
+    if (rv != 0) {
+        goto err_after_alloc;
+    }
+    s->dir = strdup(dir);
+    s->arn_partition = strdup(s->opts.arn.partition ? s->opts.arn.partition
+                                                     : "aws");
+    s->arn_region = strdup(s->opts.arn.region ? s->opts.arn.region : "local");
+    s->arn_account = strdup(s->opts.arn.account ? s->opts.arn.account
+                                                 : "000000000000");
+    if (s->dir == NULL || s->arn_partition == NULL || s->arn_region == NULL ||
+        s->arn_account == NULL ||
+        asprintf(&lock_path, "%s/cairn.lock", dir) < 0) {
+        rv = cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                             "out of memory");
+        lock_path = NULL;
+        goto err_after_alloc;
+    }
+    s->opts.arn.partition = s->arn_partition;
+    s->opts.arn.region = s->arn_region;
+    s->opts.arn.account = s->arn_account;
+
+    /* flock locks belong to the open file description, so this refuses a
+     * second opener in another process and in this one alike (LMDB must not
+     * be opened twice in one process). */
+    s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        rv = cairn_error_set(err, cairn_status_from_errno(errno), NULL,
+                             "open %s: %s", lock_path, strerror(errno));
+        goto err_after_alloc;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rv = cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
+                             "store directory %s is in use by another "
+                             "server (%s is locked)",
+                             dir, lock_path);
+        goto err_after_alloc;
+    }
+    if (RAND_bytes(s->local_token_key, sizeof(s->local_token_key)) != 1) {
+        rv = cairn_error_set(err, CAIRN_INTERNAL, NULL,
+                             "no random bytes for the token key");
+        goto err_after_alloc;
+    }
+    rv = env_open(s, err);
+    if (rv != 0) {
+        goto err_after_alloc;
+    }
+    free(lock_path);
+    *out = s;
+    return 0;
+
+err_after_alloc:
+    free(lock_path);
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd);
+    }
+    free(s->dir);
+    free(s->arn_partition);
+    free(s->arn_region);
+    free(s->arn_account);
+    free(s);
+    return rv;
+}
+
+void store_close(struct store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    env_close(s);
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd); /* releases the flock */
+    }
+    buf_close(&s->out);
+    buf_close(&s->scratch);
+    free(s->dir);
+    free(s->arn_partition);
+    free(s->arn_region);
+    free(s->arn_account);
+    free(s);
+}
+
+int store_read_begin(struct store *s, MDB_txn **txn, struct cairn_error *err)
+{
+    int rc;
+    if (s->rtxn != NULL) {
+        rc = mdb_txn_renew(s->rtxn);
+        if (rc != 0) {
+            mdb_txn_abort(s->rtxn);
+            s->rtxn = NULL;
+        }
+    }
+    if (s->rtxn == NULL) {
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+        if (rc != 0) {
+            s->rtxn = NULL;
+            return store_status_from_mdb(rc, err, "begin read");
+        }
+    }
+    *txn = s->rtxn;
+    return 0;
+}
+
+void store_read_end(struct store *s)
+{
+    if (s->rtxn != NULL) {
+        mdb_txn_reset(s->rtxn);
+    }
+}
+
+void store_token_key(struct store *s, MDB_txn *txn,
+                     uint8_t key[TOKEN_KEY_LEN])
+{
+    MDB_val k = {strlen(META_TOKEN_KEY), (void *)META_TOKEN_KEY};
+    MDB_val d;
+    if (mdb_get(txn, s->meta, &k, &d) == 0 && d.mv_size == TOKEN_KEY_LEN) {
+        memcpy(key, d.mv_data, TOKEN_KEY_LEN);
+        return;
+    }
+    memcpy(key, s->local_token_key, TOKEN_KEY_LEN);
+}
+
+static int read_meta_u64(struct store *s, const char *key, uint64_t *v,
+                         struct cairn_error *err)
+{
+    MDB_txn *txn;
+    int rc;
+    int rv = store_read_begin(s, &txn, err);
+    if (rv != 0) {
+        return rv;
+    }
+    rc = store_meta_get_u64(txn, s->meta, key, 0, v);
+    store_read_end(s);
+    return store_status_from_mdb(rc, err, key);
+}
+
+int store_applied_index(struct store *s, uint64_t *index,
+                        struct cairn_error *err)
+{
+    return read_meta_u64(s, META_APPLIED, index, err);
+}
+
+int store_revision(struct store *s, uint64_t *rev, struct cairn_error *err)
+{
+    return read_meta_u64(s, META_REVISION, rev, err);
+}
+
+int store_size(struct store *s, uint64_t *bytes, struct cairn_error *err)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = mdb_env_info(s->env, &info);
+    if (rc == 0) {
+        rc = mdb_env_stat(s->env, &st);
+    }
+    if (rc != 0) {
+        return store_status_from_mdb(rc, err, "env info");
+    }
+    *bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    return 0;
+}
+
+int store_snapshot_write(struct store *s, int fd, struct cairn_error *err)
+{
+    int rc;
+    if (s->batch != NULL) {
+        return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
+                               "snapshot with a batch open");
+    }
+    rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (rc != 0) {
+        return store_status_from_mdb(rc, err, "snapshot copy");
+    }
+    return 0;
+}
+
+/* Copy everything readable from @p fd into a new file at @p path. */
+static int copy_fd_to_file(int fd, const char *path, struct cairn_error *err)
+{
+    char chunk[65536];
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        return cairn_error_set(err, cairn_status_from_errno(errno), NULL,
+                               "create %s: %s", path, strerror(errno));
+    }
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            cairn_error_set(err, CAIRN_INTERNAL, NULL, "read snapshot: %s",
+                            strerror(errno));
+            goto fail;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, chunk + off, (size_t)(n - off));
+            if (w < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                cairn_error_set(err, cairn_status_from_errno(errno), NULL,
+                                "write %s: %s", path, strerror(errno));
+                goto fail;
+            }
+            off += w;
+        }
+    }
+    if (fsync(out) != 0) {
+        cairn_error_set(err, CAIRN_INTERNAL, NULL, "fsync %s: %s", path,
+                        strerror(errno));
+        goto fail;
+    }
+    close(out);
+    return 0;
+fail:
+    close(out);
+    unlink(path);
+    return err != NULL ? err->code : CAIRN_INTERNAL;
+}
+
+/* Open the snapshot file read-only and read its applied index, proving it
+ * is a Cairn store of our format. */
+static int probe_snapshot(const char *path, uint64_t *index,
+                          struct cairn_error *err)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    uint64_t format = 0;
+    int rc;
+
+    rc = mdb_env_create(&env);
+    if (rc == 0) {
+        mdb_env_set_maxdbs(env, 8);
+        rc = mdb_env_open(env, path,
+                          MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOTLS,
+                          0600);
+    }
+    if (rc == 0) {
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "meta", 0, &meta);
+    }
+    if (rc == 0) {
+        rc = store_meta_get_u64(txn, meta, META_FORMAT, 0, &format);
+    }
+    if (rc == 0) {
+        rc = store_meta_get_u64(txn, meta, META_APPLIED, 0, index);
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    if (env != NULL) {
+        mdb_env_close(env);
+    }
+    if (rc != 0 || format != STORE_FORMAT) {
+        return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
+                               "snapshot is not a Cairn store (%s)",
+                               rc != 0 ? mdb_strerror(rc) : "wrong format");
+    }
+    return 0;
+}
+
+int store_restore(struct store *s, int fd, bool skip_if_older, bool *restored,
+                  uint64_t *snapshot_index, struct cairn_error *err)
+{
+    char *tmp = NULL;
+    char *data = NULL;
+    uint64_t snap = 0;
+    uint64_t cur = 0;
+    int rv;
+
+    *restored = false;
+    if (s->batch != NULL) {
+        return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
+                               "restore with a batch open");
+    }
+    if (asprintf(&tmp, "%s/restore.mdb", s->dir) < 0) {
+        return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    if (asprintf(&data, "%s/data.mdb", s->dir) < 0) {
+        free(tmp);
+        return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    rv = copy_fd_to_file(fd, tmp, err);
+    if (rv != 0) {
+        goto out;
+    }
+    rv = probe_snapshot(tmp, &snap, err);
+    if (rv == 0) {
+        rv = store_applied_index(s, &cur, err);
+    }
+    if (rv != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    if (snapshot_index != NULL) {
+        *snapshot_index = snap;
+    }
+    if (skip_if_older && snap <= cur) {
+        unlink(tmp);
+        goto out;
+    }
+    /* Swap files with the environment closed; rename is atomic, so a crash
+     * leaves either the old store or the new one. */
+    env_close(s);
+    if (rename(tmp, data) != 0) {
+        rv = cairn_error_set(err, CAIRN_INTERNAL, NULL, "rename %s: %s", tmp,
+                             strerror(errno));
+        unlink(tmp);
+        /* Reopen what was there. */
+        env_open(s, NULL);
+        goto out;
+    }
+    rv = env_open(s, err);
+    if (rv == 0) {
+        *restored = true;
+    }
+out:
+    free(tmp);
+    free(data);
+    return rv;
+}
+
+/* ---- records -------------------------------------------------------- */
+
+static int pack_opt_str(msgpack_packer *pk, const char *key, struct mp_str v,
+                        unsigned *count)
+{
+    if (v.p == NULL) {
+        return 0;
+    }
+    (*count)++;
+    return mp_pack_kv_str(pk, key, v.p, v.n);
+}
+
+int rec_encode(const struct rec *r, int kind, struct buf *out)
+{
+    msgpack_packer pk;
+    unsigned n = 0;
+    struct buf tmp;
+
+    /* Count the fields first so the map header is exact. */
+    buf_init(&tmp);
+    mp_packer_init(&pk, &tmp);
+    if (kind == REC_PARAM) {
+        n += 3; /* Name, Id, Tags */
+        mp_pack_kv_str(&pk, "Name", r->name.p, r->name.n);
+        mp_pack_kv_u64(&pk, "Id", r->id);
+        mp_pack_cstr(&pk, "Tags");
+        msgpack_pack_array(&pk, r->n_tags);
+        for (unsigned i = 0; i < r->n_tags; i++) {
+            msgpack_pack_array(&pk, 2);
+            mp_pack_str(&pk, r->tags[i].key.p, r->tags[i].key.n);
+            mp_pack_str(&pk, r->tags[i].value.p, r->tags[i].value.n);
+        }
+    } else {
+        n += 2; /* Value, Labels */
+        mp_pack_cstr(&pk, "Value");
+        if (r->value_bin) {
+            mp_pack_bin(&pk, r->value.p, r->value.n);
+        } else {
+            mp_pack_str(&pk, r->value.p, r->value.n);
+        }
+        mp_pack_cstr(&pk, "Labels");
+        msgpack_pack_array(&pk, r->n_labels);
+        for (unsigned i = 0; i < r->n_labels; i++) {
+            mp_pack_str(&pk, r->labels[i].p, r->labels[i].n);
+        }
+    }
+    n += 3; /* Version, LastModifiedDate, Policies */
+    mp_pack_kv_u64(&pk, "Version", r->version);
+    mp_pack_kv_i64(&pk, "LastModifiedDate", r->ts);
+    mp_pack_cstr(&pk, "Policies");
+    msgpack_pack_array(&pk, r->n_policies);
+    for (unsigned i = 0; i < r->n_policies; i++) {
+        msgpack_pack_array(&pk, 2);
+        mp_pack_str(&pk, r->policies[i].text.p, r->policies[i].text.n);
+        mp_pack_str(&pk, r->policies[i].type.p, r->policies[i].type.n);
+    }
+    pack_opt_str(&pk, "Type", r->type, &n);
+    pack_opt_str(&pk, "KeyId", r->key_id, &n);
+    pack_opt_str(&pk, "Description", r->description, &n);
+    pack_opt_str(&pk, "AllowedPattern", r->allowed_pattern, &n);
+    pack_opt_str(&pk, "DataType", r->data_type, &n);
+    pack_opt_str(&pk, "Tier", r->tier, &n);
+    pack_opt_str(&pk, "LastModifiedUser", r->user, &n);
+    if (tmp.oom) {
+        buf_close(&tmp);
+        return CAIRN_RESOURCE_EXHAUSTED;
+    }
+    mp_packer_init(&pk, out);
+    msgpack_pack_map(&pk, n);
+    buf_append(out, tmp.data, tmp.len);
+    buf_close(&tmp);
+    return out->oom ? CAIRN_RESOURCE_EXHAUSTED : 0;
+}
+
+static bool get_str(const msgpack_object *o, struct mp_str *out)
+{
+    if (o->type != MSGPACK_OBJECT_STR) {
+        return false;
+    }
+    out->p = o->via.str.size > 0 ? o->via.str.ptr : "";
+    out->n = o->via.str.size;
+    return true;
+}
+
+static bool key_is(const msgpack_object *k, const char *name)
+{
+    return mp_str_eq(k, name);
+}
+
+int rec_decode(const void *p, size_t n, struct mp_doc *doc, struct rec *r,
+               struct cairn_error *err)
+{
+    const msgpack_object_map *m;
+    bool ok = true;
+    int rv;
+
+    memset(r, 0, offsetof(struct rec, labels));
+    r->n_labels = 0;
+    r->n_tags = 0;
+    rv = mp_doc_parse(doc, p, n, err);
+    if (rv != 0) {
+        return cairn_error_set(err, CAIRN_DATA_LOSS, "InternalServerError",
+                               "stored record is not msgpack");
+    }
+    if (doc->root.type != MSGPACK_OBJECT_MAP) {
+        ok = false;
+        goto out;
+    }
+    m = &doc->root.via.map;
+    for (uint32_t i = 0; i < m->size && ok; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        const msgpack_object *v = &m->ptr[i].val;
+        if (key_is(k, "Name")) {
+            ok = get_str(v, &r->name);
+        } else if (key_is(k, "Id")) {
+            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+            r->id = v->via.u64;
+        } else if (key_is(k, "Version")) {
+            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+            r->version = v->via.u64;
+        } else if (key_is(k, "LastModifiedDate")) {
+            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                 v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            r->ts = v->via.i64;
+        } else if (key_is(k, "Value")) {
+            if (v->type == MSGPACK_OBJECT_BIN) {
+                r->value_bin = true;
+                r->value.p = v->via.bin.size > 0 ? v->via.bin.ptr : "";
+                r->value.n = v->via.bin.size;
+            } else {
+                ok = get_str(v, &r->value);
+            }
+        } else if (key_is(k, "Type")) {
+            ok = get_str(v, &r->type);
+        } else if (key_is(k, "KeyId")) {
+            ok = get_str(v, &r->key_id);
+        } else if (key_is(k, "Description")) {
+            ok = get_str(v, &r->description);
+        } else if (key_is(k, "AllowedPattern")) {
+            ok = get_str(v, &r->allowed_pattern);
+        } else if (key_is(k, "DataType")) {
+            ok = get_str(v, &r->data_type);
+        } else if (key_is(k, "Tier")) {
+            ok = get_str(v, &r->tier);
+        } else if (key_is(k, "LastModifiedUser")) {
+            ok = get_str(v, &r->user);
+        } else if (key_is(k, "Policies")) {
+            ok = v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size <= 10;
+            for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
+                const msgpack_object *e = &v->via.array.ptr[j];
+                ok = e->type == MSGPACK_OBJECT_ARRAY &&
+                     e->via.array.size == 2 &&
+                     get_str(&e->via.array.ptr[0], &r->policies[j].text) &&
+                     get_str(&e->via.array.ptr[1], &r->policies[j].type);
+            }
+            r->n_policies = ok ? v->via.array.size : 0;
+        } else if (key_is(k, "Labels")) {
+            ok = v->type == MSGPACK_OBJECT_ARRAY &&
+                 v->via.array.size <= STORE_MAX_LABELS;
+            for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
+                ok = get_str(&v->via.array.ptr[j], &r->labels[j]);
+            }
+            r->n_labels = ok ? v->via.array.size : 0;
+        } else if (key_is(k, "Tags")) {
+            ok = v->type == MSGPACK_OBJECT_ARRAY &&
+                 v->via.array.size <= STORE_MAX_TAGS;
+            for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
+                const msgpack_object *e = &v->via.array.ptr[j];
+                ok = e->type == MSGPACK_OBJECT_ARRAY &&
+                     e->via.array.size == 2 &&
+                     get_str(&e->via.array.ptr[0], &r->tags[j].key) &&
+                     get_str(&e->via.array.ptr[1], &r->tags[j].value);
+            }
+            r->n_tags = ok ? v->via.array.size : 0;
+        }
+    }
+out:
+    if (!ok) {
+        mp_doc_close(doc);
+        return cairn_error_set(err, CAIRN_DATA_LOSS, "InternalServerError",
+                               "stored record is malformed");
+    }
+    return 0;
+}
