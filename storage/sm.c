@@ -1738,6 +1738,102 @@ static int op_init(struct ctx *c)
     return 0;
 }
 
+/* ---- client sessions: exactly-once writes --------------------------- */
+
+/*
+ * A command may carry a client session id ("cid") and a sequence number
+ * ("seq", from 1, increasing per session). The state machine keeps the last
+ * sequence number and outcome of each session, so a write retried after an
+ * indeterminate failure (a leader lost mid-commit) returns the first
+ * outcome instead of applying twice (Raft dissertation, section 6.3).
+ */
+#define SESSION_ID_MAX 128
+
+static int session_check(struct ctx *c, struct mp_str cid, uint64_t seq,
+                         bool *replayed)
+{
+    struct buf copy;
+    struct mp_doc doc;
+    bool found;
+    uint64_t last = 0;
+    int64_t code = 0;
+    struct mp_str type = {NULL, 0}, msg = {NULL, 0}, body = {NULL, 0};
+    bool is_bin;
+    int rv;
+
+    *replayed = false;
+    if (cid.n == 0 || cid.n > SESSION_ID_MAX || seq == 0) {
+        return validation(c, "A client session id must have 1 to %d bytes "
+                             "and a sequence number from 1.",
+                          SESSION_ID_MAX);
+    }
+    buf_init(&copy);
+    rv = load(c, c->s->sessions, cid.p, cid.n, &copy, &found);
+    if (rv != 0 || !found) {
+        buf_close(&copy);
+        return rv;
+    }
+    if (mp_doc_parse(&doc, copy.data, copy.len, NULL) != 0) {
+        buf_close(&copy);
+        cairn_error_set(&c->fault_err, CAIRN_DATA_LOSS, "InternalServerError",
+                        "malformed session record");
+        return FAULT;
+    }
+    mp_get_u64(&doc.root, "Seq", &last, NULL);
+    mp_get_i64(&doc.root, "Code", &code, NULL);
+    mp_get_str(&doc.root, "Type", &type, NULL);
+    mp_get_str(&doc.root, "Message", &msg, NULL);
+    mp_get_bytes(&doc.root, "Body", &body, &is_bin, NULL);
+    if (seq < last) {
+        rv = cairn_error_set(c->err, CAIRN_FAILED_PRECONDITION,
+                             "RequestAlreadyApplied",
+                             "Request %llu of this client session was "
+                             "already applied (the session is at %llu); its "
+                             "outcome is no longer kept.",
+                             (unsigned long long)seq,
+                             (unsigned long long)last);
+    } else if (seq == last) {
+        *replayed = true;
+        if (code != 0) {
+            rv = cairn_error_set(c->err, (int)code, NULL, "%.*s", (int)msg.n,
+                                 msg.p != NULL ? msg.p : "");
+            snprintf(c->err->type, sizeof(c->err->type), "%.*s", (int)type.n,
+                     type.p != NULL ? type.p : "");
+        } else if (buf_append(&c->s->out, body.p, body.n) != 0) {
+            rv = oom(c);
+        }
+    }
+    mp_doc_close(&doc);
+    buf_close(&copy);
+    return rv;
+}
+
+static int session_save(struct ctx *c, struct mp_str cid, uint64_t seq)
+{
+    struct buf b;
+    msgpack_packer pk;
+    int ok = c->err->code == 0;
+    int rv;
+
+    buf_init(&b);
+    mp_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 6);
+    mp_pack_kv_u64(&pk, "Seq", seq);
+    mp_pack_kv_i64(&pk, "Time", c->ts);
+    mp_pack_kv_i64(&pk, "Code", c->err->code);
+    mp_pack_kv_cstr(&pk, "Type", c->err->type);
+    mp_pack_kv_cstr(&pk, "Message", c->err->msg);
+    mp_pack_cstr(&pk, "Body");
+    mp_pack_bin(&pk, ok ? c->s->out.data : NULL, ok ? c->s->out.len : 0);
+    if (b.oom) {
+        buf_close(&b);
+        return oom(c);
+    }
+    rv = put(c, c->s->sessions, cid.p, cid.n, b.data, b.len);
+    buf_close(&b);
+    return rv;
+}
+
 /* ---- dispatch ------------------------------------------------------- */
 
 struct op
@@ -1764,6 +1860,8 @@ static int run(struct ctx *c, const void *cmd, size_t len)
 {
     struct mp_doc doc;
     struct mp_str op;
+    struct mp_str cid = {NULL, 0};
+    uint64_t seq = 0;
     int rv;
 
     rv = mp_doc_parse(&doc, cmd, len, c->err);
@@ -1800,6 +1898,18 @@ static int run(struct ctx *c, const void *cmd, size_t len)
                              "a command needs a req map");
         goto out;
     }
+    if (mp_get_str(&doc.root, "cid", &cid, c->err) < 0 ||
+        mp_get_u64(&doc.root, "seq", &seq, c->err) < 0) {
+        rv = c->err->code;
+        goto out;
+    }
+    if (cid.p != NULL) {
+        bool replayed = false;
+        rv = session_check(c, cid, seq, &replayed);
+        if (rv != 0 || replayed) {
+            goto out;
+        }
+    }
     rv = cairn_error_set(c->err, CAIRN_UNIMPLEMENTED, "UnknownOperationException",
                          "unknown command %.*s", (int)(op.n > 64 ? 64 : op.n),
                          op.p);
@@ -1808,6 +1918,12 @@ static int run(struct ctx *c, const void *cmd, size_t len)
             cairn_error_clear(c->err);
             rv = ops[i].fn(c);
             break;
+        }
+    }
+    if (cid.p != NULL && rv != FAULT) {
+        int srv = session_save(c, cid, seq);
+        if (srv != 0) {
+            rv = srv;
         }
     }
 out:

@@ -109,9 +109,9 @@ int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
 static int open_dbis(struct store *s, MDB_txn *txn, unsigned flags)
 {
     static const char *const names[] = {"params", "versions", "labels",
-                                        "feed", "meta"};
+                                        "feed", "meta", "sessions"};
     MDB_dbi *slots[] = {&s->params, &s->versions, &s->labels, &s->feed,
-                        &s->meta};
+                        &s->meta, &s->sessions};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, slots[i]);
         if (rc != 0) {

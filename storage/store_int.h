@@ -29,6 +29,7 @@ struct store
     MDB_dbi labels;   /* id, label -> version (8 bytes BE) */
     MDB_dbi feed;     /* revision (8 bytes BE) -> change row */
     MDB_dbi meta;     /* name -> value */
+    MDB_dbi sessions; /* client session id -> last sequence and outcome */
     MDB_txn *batch;   /* open batch write txn, or NULL */
     MDB_txn *rtxn;    /* cached read txn, reset between queries */
     uint8_t local_token_key[TOKEN_KEY_LEN]; /* until Init sets one */

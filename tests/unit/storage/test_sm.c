@@ -1265,6 +1265,77 @@ static void store_single_opener(void **state)
                      CAIRN_NOT_FOUND);
 }
 
+/******************************************************************************
+ * Client sessions
+ *****************************************************************************/
+
+static const struct sm_outcome *session_put(struct h *h, const char *cid,
+                                            uint64_t seq, const char *name,
+                                            bool overwrite)
+{
+    char *json = NULL;
+    h->ts += 1000;
+    assert_true(asprintf(&json,
+                         "{\"op\":\"PutParameter\",\"ts\":%lld,\"cid\":"
+                         "\"%s\",\"seq\":%llu,\"req\":{\"Name\":\"%s\","
+                         "\"Value\":\"v\",\"Type\":\"String\","
+                         "\"Overwrite\":%s}}",
+                         (long long)h->ts, cid, (unsigned long long)seq, name,
+                         overwrite ? "true" : "false") > 0);
+    test_json_to_mp(json, &h->cmd);
+    free(json);
+    return h_apply_raw(h, h->cmd.data, h->cmd.len);
+}
+
+/* A write retried with the same session and sequence number is applied
+ * once and answers with the first outcome, success or error. */
+static void session_exactly_once(void **state)
+{
+    struct h *h = *state;
+    const struct sm_outcome *o;
+    char *first;
+
+    o = session_put(h, "client-1", 1, "/s", true);
+    assert_int_equal(o->err.code, 0);
+    first = test_mp_to_json(o->body, o->body_len);
+    /* The retry arrives at a new index (a new log entry). */
+    o = session_put(h, "client-1", 1, "/s", true);
+    assert_int_equal(o->err.code, 0);
+    {
+        char *again = test_mp_to_json(o->body, o->body_len);
+        assert_string_equal(first, again);
+        free(again);
+    }
+    free(first);
+    assert_int_equal(version_of(h, "/s"), 1);
+    o = session_put(h, "client-1", 2, "/s", true);
+    assert_int_equal(o->err.code, 0);
+    assert_int_equal(version_of(h, "/s"), 2);
+    /* An older sequence number is refused, not applied. */
+    o = session_put(h, "client-1", 1, "/s", true);
+    assert_int_equal(o->err.code, CAIRN_FAILED_PRECONDITION);
+    assert_string_equal(o->err.type, "RequestAlreadyApplied");
+    assert_int_equal(version_of(h, "/s"), 2);
+    /* Errors are remembered too. */
+    o = session_put(h, "client-1", 3, "/s", false);
+    assert_int_equal(o->err.code, CAIRN_ALREADY_EXISTS);
+    h_put(h, "/other", "v");
+    o = session_put(h, "client-1", 3, "/s", false);
+    assert_int_equal(o->err.code, CAIRN_ALREADY_EXISTS);
+    assert_string_equal(o->err.type, "ParameterAlreadyExists");
+    /* Sessions are independent. */
+    o = session_put(h, "client-2", 1, "/s", true);
+    assert_int_equal(o->err.code, 0);
+    assert_int_equal(version_of(h, "/s"), 3);
+    /* They survive a restart. */
+    h_reopen(h);
+    o = session_put(h, "client-2", 1, "/s", true);
+    assert_int_equal(o->err.code, 0);
+    assert_int_equal(version_of(h, "/s"), 3);
+    o = session_put(h, "client-3", 0, "/s", true);
+    assert_int_equal(o->err.code, CAIRN_INVALID_ARGUMENT);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1302,6 +1373,7 @@ int main(void)
         T(snapshot_restore),
         T(snapshot_restore_garbage),
         T(store_single_opener),
+        T(session_exactly_once),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
