@@ -277,7 +277,7 @@ static void ts_calendar_walk(void **state)
 {
     static const int mdays[12] = {31, 28, 31, 30, 31, 30,
                                   31, 31, 30, 31, 30, 31};
-    char s[32];
+    char s[64];
     int64_t prev;
     int64_t ms;
     (void)state;
