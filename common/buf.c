@@ -61,7 +61,7 @@ int buf_reserve(struct buf *b, size_t extra)
     return 0;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_slow(struct buf *b, const void *p, size_t n)
 {
     int rv = buf_reserve(b, n);
     if (rv != 0) {

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A heap byte buffer. After an allocation failure `oom` stays set and every
  * later append is refused, so a sequence of appends can be checked once. */
@@ -23,7 +24,18 @@ void buf_reset(struct buf *b);
 /** Make room for @p extra more bytes. 0, or CAIRN_RESOURCE_EXHAUSTED. */
 int buf_reserve(struct buf *b, size_t extra);
 /** Append @p n bytes. 0, or CAIRN_RESOURCE_EXHAUSTED. */
-int buf_append(struct buf *b, const void *p, size_t n);
+int buf_append_slow(struct buf *b, const void *p, size_t n);
+
+/* Inline fast path: the msgpack packer appends a few bytes at a time. */
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (b->data != NULL && n > 0 && n < b->cap - b->len && !b->oom) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+    }
+    return buf_append_slow(b, p, n);
+}
 int buf_append_str(struct buf *b, const char *s);
 int buf_append_u8(struct buf *b, uint8_t v);
 /** Append @p v as 8 big-endian bytes (sorts as a number in LMDB). */

@@ -12,65 +12,6 @@ void mp_packer_init(msgpack_packer *pk, struct buf *b)
     msgpack_packer_init(pk, b, buf_write_cb);
 }
 
-int mp_pack_str(msgpack_packer *pk, const void *s, size_t n)
-{
-    if (msgpack_pack_str(pk, n) != 0) {
-        return -1;
-    }
-    return msgpack_pack_str_body(pk, s, n);
-}
-
-int mp_pack_cstr(msgpack_packer *pk, const char *s)
-{
-    return mp_pack_str(pk, s, strlen(s));
-}
-
-int mp_pack_bin(msgpack_packer *pk, const void *p, size_t n)
-{
-    if (msgpack_pack_bin(pk, n) != 0) {
-        return -1;
-    }
-    return msgpack_pack_bin_body(pk, p, n);
-}
-
-int mp_pack_kv_str(msgpack_packer *pk, const char *key, const void *s,
-                   size_t n)
-{
-    if (mp_pack_cstr(pk, key) != 0) {
-        return -1;
-    }
-    return mp_pack_str(pk, s, n);
-}
-
-int mp_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *s)
-{
-    return mp_pack_kv_str(pk, key, s, strlen(s));
-}
-
-int mp_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
-{
-    if (mp_pack_cstr(pk, key) != 0) {
-        return -1;
-    }
-    return msgpack_pack_uint64(pk, v);
-}
-
-int mp_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t v)
-{
-    if (mp_pack_cstr(pk, key) != 0) {
-        return -1;
-    }
-    return msgpack_pack_int64(pk, v);
-}
-
-int mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool v)
-{
-    if (mp_pack_cstr(pk, key) != 0) {
-        return -1;
-    }
-    return v ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-}
-
 /* ---- bounds checker ------------------------------------------------- */
 
 struct scan
@@ -214,6 +155,200 @@ static int scan_obj(struct scan *s, int depth)
     return 0;
 }
 
+void mp_rd_init(struct mp_rd *r, const void *data, size_t len)
+{
+    r->p = data;
+    r->left = len;
+}
+
+/* Read a container or string header: the byte and the length that
+ * follows it. */
+static int rd_len(struct mp_rd *r, unsigned width, uint64_t *n)
+{
+    struct scan s = {r->p, r->left};
+    if (read_be(&s, width, n) != 0) {
+        return -1;
+    }
+    r->p = s.p;
+    r->left = s.left;
+    return 0;
+}
+
+static int rd_byte(struct mp_rd *r, uint8_t *b)
+{
+    if (r->left == 0) {
+        return -1;
+    }
+    *b = *r->p++;
+    r->left--;
+    return 0;
+}
+
+int mp_rd_map(struct mp_rd *r, uint32_t *n)
+{
+    uint8_t b;
+    uint64_t v;
+    if (rd_byte(r, &b) != 0) {
+        return -1;
+    }
+    if ((b & 0xf0) == 0x80) {
+        *n = b & 0x0f;
+        return 0;
+    }
+    if ((b != 0xde && b != 0xdf) || rd_len(r, b == 0xde ? 2 : 4, &v) != 0) {
+        return -1;
+    }
+    *n = (uint32_t)v;
+    return 0;
+}
+
+int mp_rd_array(struct mp_rd *r, uint32_t *n)
+{
+    uint8_t b;
+    uint64_t v;
+    if (rd_byte(r, &b) != 0) {
+        return -1;
+    }
+    if ((b & 0xf0) == 0x90) {
+        *n = b & 0x0f;
+        return 0;
+    }
+    if ((b != 0xdc && b != 0xdd) || rd_len(r, b == 0xdc ? 2 : 4, &v) != 0) {
+        return -1;
+    }
+    *n = (uint32_t)v;
+    return 0;
+}
+
+int mp_rd_bytes(struct mp_rd *r, struct mp_str *out, bool *is_bin)
+{
+    uint8_t b;
+    uint64_t n;
+    if (rd_byte(r, &b) != 0) {
+        return -1;
+    }
+    *is_bin = false;
+    if ((b & 0xe0) == 0xa0) {
+        n = b & 0x1f;
+    } else if (b == 0xd9 || b == 0xc4) {
+        *is_bin = b == 0xc4;
+        if (rd_len(r, 1, &n) != 0) {
+            return -1;
+        }
+    } else if (b == 0xda || b == 0xc5) {
+        *is_bin = b == 0xc5;
+        if (rd_len(r, 2, &n) != 0) {
+            return -1;
+        }
+    } else if (b == 0xdb || b == 0xc6) {
+        *is_bin = b == 0xc6;
+        if (rd_len(r, 4, &n) != 0) {
+            return -1;
+        }
+    } else {
+        return -1;
+    }
+    if (n > r->left) {
+        return -1;
+    }
+    out->p = n > 0 ? (const char *)r->p : "";
+    out->n = n;
+    r->p += n;
+    r->left -= n;
+    return 0;
+}
+
+int mp_rd_str(struct mp_rd *r, struct mp_str *out)
+{
+    bool is_bin;
+    return mp_rd_bytes(r, out, &is_bin) != 0 || is_bin ? -1 : 0;
+}
+
+int mp_rd_u64(struct mp_rd *r, uint64_t *v)
+{
+    uint8_t b;
+    if (rd_byte(r, &b) != 0) {
+        return -1;
+    }
+    if (b <= 0x7f) {
+        *v = b;
+        return 0;
+    }
+    switch (b) {
+        case 0xcc:
+            return rd_len(r, 1, v);
+        case 0xcd:
+            return rd_len(r, 2, v);
+        case 0xce:
+            return rd_len(r, 4, v);
+        case 0xcf:
+            return rd_len(r, 8, v);
+        default:
+            return -1;
+    }
+}
+
+int mp_rd_i64(struct mp_rd *r, int64_t *v)
+{
+    uint8_t b;
+    uint64_t u;
+    if (r->left == 0) {
+        return -1;
+    }
+    b = *r->p;
+    if (b <= 0x7f || (b >= 0xcc && b <= 0xcf)) {
+        if (mp_rd_u64(r, &u) != 0 || u > INT64_MAX) {
+            return -1;
+        }
+        *v = (int64_t)u;
+        return 0;
+    }
+    rd_byte(r, &b);
+    if (b >= 0xe0) {
+        *v = (int8_t)b;
+        return 0;
+    }
+    switch (b) {
+        case 0xd0:
+            if (rd_len(r, 1, &u) != 0) {
+                return -1;
+            }
+            *v = (int8_t)u;
+            return 0;
+        case 0xd1:
+            if (rd_len(r, 2, &u) != 0) {
+                return -1;
+            }
+            *v = (int16_t)u;
+            return 0;
+        case 0xd2:
+            if (rd_len(r, 4, &u) != 0) {
+                return -1;
+            }
+            *v = (int32_t)u;
+            return 0;
+        case 0xd3:
+            if (rd_len(r, 8, &u) != 0) {
+                return -1;
+            }
+            *v = (int64_t)u;
+            return 0;
+        default:
+            return -1;
+    }
+}
+
+int mp_rd_skip(struct mp_rd *r)
+{
+    struct scan s = {r->p, r->left};
+    if (scan_obj(&s, 0) != 0) {
+        return -1;
+    }
+    r->p = s.p;
+    r->left = s.left;
+    return 0;
+}
+
 int mp_check(const void *data, size_t len, struct cairn_error *err)
 {
     struct scan s = {data, len};
@@ -254,14 +389,19 @@ int mp_check(const void *data, size_t len, struct cairn_error *err)
 int mp_doc_parse(struct mp_doc *doc, const void *data, size_t len,
                  struct cairn_error *err)
 {
-    size_t off = 0;
-    msgpack_unpack_return ret;
-    int rv;
-
-    rv = mp_check(data, len, err);
+    int rv = mp_check(data, len, err);
     if (rv != 0) {
         return rv;
     }
+    return mp_doc_parse_trusted(doc, data, len, err);
+}
+
+int mp_doc_parse_trusted(struct mp_doc *doc, const void *data, size_t len,
+                         struct cairn_error *err)
+{
+    size_t off = 0;
+    msgpack_unpack_return ret;
+
     if (!msgpack_zone_init(&doc->zone, 2048)) {
         return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
                                "out of memory decoding msgpack");

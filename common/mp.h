@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 #include "status.h"
@@ -23,16 +24,69 @@ struct mp_str
 
 /** Bind @p pk to append to @p b. Check b->oom after packing. */
 void mp_packer_init(msgpack_packer *pk, struct buf *b);
-int mp_pack_str(msgpack_packer *pk, const void *s, size_t n);
-int mp_pack_cstr(msgpack_packer *pk, const char *s);
-int mp_pack_bin(msgpack_packer *pk, const void *p, size_t n);
+static inline int mp_pack_str(msgpack_packer *pk, const void *s, size_t n)
+{
+    if (msgpack_pack_str(pk, n) != 0) {
+        return -1;
+    }
+    return msgpack_pack_str_body(pk, s, n);
+}
+
+/* Inline so that strlen of a literal key folds to a constant. */
+static inline int mp_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    return mp_pack_str(pk, s, strlen(s));
+}
+
+static inline int mp_pack_bin(msgpack_packer *pk, const void *p, size_t n)
+{
+    if (msgpack_pack_bin(pk, n) != 0) {
+        return -1;
+    }
+    return msgpack_pack_bin_body(pk, p, n);
+}
+
 /** Pack "key" then the string value. */
-int mp_pack_kv_str(msgpack_packer *pk, const char *key, const void *s,
-                   size_t n);
-int mp_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *s);
-int mp_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v);
-int mp_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t v);
-int mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool v);
+static inline int mp_pack_kv_str(msgpack_packer *pk, const char *key,
+                                 const void *s, size_t n)
+{
+    if (mp_pack_cstr(pk, key) != 0) {
+        return -1;
+    }
+    return mp_pack_str(pk, s, n);
+}
+
+static inline int mp_pack_kv_cstr(msgpack_packer *pk, const char *key,
+                                  const char *s)
+{
+    return mp_pack_kv_str(pk, key, s, strlen(s));
+}
+
+static inline int mp_pack_kv_u64(msgpack_packer *pk, const char *key,
+                                 uint64_t v)
+{
+    if (mp_pack_cstr(pk, key) != 0) {
+        return -1;
+    }
+    return msgpack_pack_uint64(pk, v);
+}
+
+static inline int mp_pack_kv_i64(msgpack_packer *pk, const char *key,
+                                 int64_t v)
+{
+    if (mp_pack_cstr(pk, key) != 0) {
+        return -1;
+    }
+    return msgpack_pack_int64(pk, v);
+}
+
+static inline int mp_pack_kv_bool(msgpack_packer *pk, const char *key, bool v)
+{
+    if (mp_pack_cstr(pk, key) != 0) {
+        return -1;
+    }
+    return v ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
 
 /**
  * Check that @p data holds exactly one well-formed msgpack object: every
@@ -59,6 +113,39 @@ struct mp_doc
 int mp_doc_parse(struct mp_doc *doc, const void *data, size_t len,
                  struct cairn_error *err);
 void mp_doc_close(struct mp_doc *doc);
+
+/**
+ * Decode @p data that this process wrote itself (records read back from the
+ * store), skipping the bounds pre-check. Never use it on outside input.
+ */
+int mp_doc_parse_trusted(struct mp_doc *doc, const void *data, size_t len,
+                         struct cairn_error *err);
+
+/*
+ * A zero-allocation pull reader for msgpack that this process wrote itself
+ * (records read back from LMDB). msgpack-c's C API only decodes into an
+ * object tree in a zone; on the read hot path that tree, its allocation and
+ * the walk over it cost more than the LMDB lookups, so records are read in
+ * place. Each call returns 0, or -1 if the next object is not of the asked
+ * type or the buffer ends early (the reader is then unusable). Strings point
+ * into the buffer.
+ */
+struct mp_rd
+{
+    const uint8_t *p;
+    size_t left;
+};
+
+void mp_rd_init(struct mp_rd *r, const void *data, size_t len);
+int mp_rd_map(struct mp_rd *r, uint32_t *n);
+int mp_rd_array(struct mp_rd *r, uint32_t *n);
+int mp_rd_str(struct mp_rd *r, struct mp_str *out);
+/* A str or a bin; *is_bin says which. */
+int mp_rd_bytes(struct mp_rd *r, struct mp_str *out, bool *is_bin);
+int mp_rd_u64(struct mp_rd *r, uint64_t *v);
+int mp_rd_i64(struct mp_rd *r, int64_t *v);
+/* Skip one object of any type (bounded by MP_MAX_DEPTH). */
+int mp_rd_skip(struct mp_rd *r);
 
 /** The value of string key @p key in map @p map, or NULL. */
 const msgpack_object *mp_map_get(const msgpack_object *map, const char *key);

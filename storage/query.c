@@ -78,13 +78,20 @@ static void pack_time(msgpack_packer *pk, const char *key, int64_t ms)
     msgpack_pack_double(pk, (double)ms / 1000.0);
 }
 
+/* ARN of a parameter: the store's prefix then the name without its leading
+ * '/', packed in two pieces to avoid formatting. */
 static void pack_arn(struct q *q, struct mp_str display)
 {
-    char canon[NAMES_MAX_LEN + 2];
-    char arn[NAMES_MAX_LEN + 512];
-    size_t cn = canonical_of(display, canon);
-    size_t n = names_format_arn(&q->s->opts.arn, canon, cn, arn, sizeof(arn));
-    mp_pack_kv_str(&q->pk, "ARN", arn, n);
+    const char *name = display.p;
+    size_t n = display.n;
+    if (n > 0 && name[0] == '/') {
+        name++;
+        n--;
+    }
+    mp_pack_cstr(&q->pk, "ARN");
+    msgpack_pack_str(&q->pk, q->s->arn_prefix_len + n);
+    msgpack_pack_str_body(&q->pk, q->s->arn_prefix, q->s->arn_prefix_len);
+    msgpack_pack_str_body(&q->pk, name, n);
 }
 
 static void pack_value(msgpack_packer *pk, const struct rec *v)
@@ -133,34 +140,25 @@ static void pack_parameter(struct q *q, const struct rec *param,
 
 /* ---- record access (borrowed from the read txn) --------------------- */
 
+/* A record decoded in place from LMDB memory: valid for the read txn, and
+ * nothing to free. Left uninitialised on purpose (struct rec is 8 KiB). */
 struct doc_rec
 {
-    struct mp_doc doc;
-    bool open;
     struct rec rec;
 };
 
-static void doc_rec_close(struct doc_rec *d)
+static int decode_into(struct q *q, MDB_val *v, struct doc_rec *d,
+                       unsigned max_fields)
 {
-    if (d->open) {
-        mp_doc_close(&d->doc);
-        d->open = false;
-    }
-}
-
-static int decode_into(struct q *q, MDB_val *v, struct doc_rec *d)
-{
-    doc_rec_close(d);
-    if (rec_decode(v->mv_data, v->mv_size, &d->doc, &d->rec, q->err) != 0) {
+    if (rec_decode(v->mv_data, v->mv_size, &d->rec, max_fields, q->err) != 0) {
         return q->err->code;
     }
-    d->open = true;
     return 0;
 }
 
 /* 0 and *found, or an error. */
 static int get_param(struct q *q, const struct names_name *nm,
-                     struct doc_rec *d, bool *found)
+                     struct doc_rec *d, unsigned max_fields, bool *found)
 {
     uint8_t key[KEYS_PARAM_MAX];
     MDB_val k = {keys_param(nm->canonical, nm->canonical_len, key), key};
@@ -176,7 +174,7 @@ static int get_param(struct q *q, const struct names_name *nm,
     if (rc != 0) {
         return mdb_err(q, rc, "get parameter");
     }
-    rv = decode_into(q, &v, d);
+    rv = decode_into(q, &v, d, max_fields);
     if (rv != 0) {
         return rv;
     }
@@ -189,7 +187,7 @@ static int get_param(struct q *q, const struct names_name *nm,
 }
 
 static int get_version(struct q *q, uint64_t id, uint64_t version,
-                       struct doc_rec *d, bool *found)
+                       struct doc_rec *d, unsigned max_fields, bool *found)
 {
     uint8_t key[KEYS_VERSION_LEN];
     MDB_val k = {sizeof(key), key};
@@ -206,7 +204,7 @@ static int get_version(struct q *q, uint64_t id, uint64_t version,
         return mdb_err(q, rc, "get version");
     }
     *found = true;
-    return decode_into(q, &v, d);
+    return decode_into(q, &v, d, max_fields);
 }
 
 /* Version carrying @p label, or 0. */
@@ -250,7 +248,7 @@ static int resolve(struct q *q, const char *input, size_t n, unsigned flags,
     if (rv != 0) {
         return rv;
     }
-    rv = get_param(q, &ref->name, param, &found);
+    rv = get_param(q, &ref->name, param, REC_PARAM_HEAD, &found);
     if (rv != 0) {
         return rv;
     }
@@ -273,7 +271,7 @@ static int resolve(struct q *q, const char *input, size_t n, unsigned flags,
                                    "Parameter %.*s not found.", (int)n, input);
         }
     }
-    rv = get_version(q, param->rec.id, version, ver, &found);
+    rv = get_version(q, param->rec.id, version, ver, REC_VERSION_HEAD, &found);
     if (rv != 0) {
         return rv;
     }
@@ -311,8 +309,8 @@ static int q_get_parameter(struct q *q)
 {
     struct mp_str name;
     struct names_ref ref;
-    struct doc_rec param = {.open = false};
-    struct doc_rec ver = {.open = false};
+    struct doc_rec param;
+    struct doc_rec ver;
     bool dec;
     int rv = required_str(q, "Name", "name", &name);
 
@@ -328,8 +326,6 @@ static int q_get_parameter(struct q *q)
         mp_pack_cstr(&q->pk, "Parameter");
         pack_parameter(q, &param.rec, &ver.rec, ref.selector);
     }
-    doc_rec_close(&param);
-    doc_rec_close(&ver);
     return rv;
 }
 
@@ -395,8 +391,8 @@ static int q_get_parameters(struct q *q)
     for (uint32_t i = 0; i < names->size; i++) {
         const msgpack_object *o = &names->ptr[i];
         struct names_ref ref;
-        struct doc_rec param = {.open = false};
-        struct doc_rec ver = {.open = false};
+        struct doc_rec param;
+        struct doc_rec ver;
         struct cairn_error e;
         struct q sub = *q;
         bool dup = false;
@@ -429,8 +425,6 @@ static int q_get_parameters(struct q *q)
         } else {
             *q->err = e;
         }
-        doc_rec_close(&param);
-        doc_rec_close(&ver);
         n++;
         if (rv != 0) {
             break;
@@ -980,6 +974,9 @@ static bool key_has_prefix(MDB_val *k, const uint8_t *p, size_t n)
  * whether it did (the caller sizes its map first, so it calls this before
  * packing the map header: results go to a side buffer).
  */
+static int emit_parameter(struct q *q, const struct rec *param,
+                          uint64_t label_ver);
+
 static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
                        struct buf *token_out)
 {
@@ -993,13 +990,16 @@ static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
     uint8_t tkey[TOKEN_KEY_LEN];
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    struct doc_rec d = {.open = false};
+    struct doc_rec d;
     uint32_t found = 0, examined = 0;
     uint32_t budget = q->s->opts.limits.scan_budget;
     char canon[NAMES_MAX_LEN + 2];
     bool more = false;
     int rc;
     int rv = 0;
+
+    /* Without filters, listing parameters needs only the record's head. */
+    bool head_only = sc->fs->n == 0 && sc->emit == emit_parameter;
 
     store_token_key(q->s, q->txn, tkey);
     if (sc->path != NULL) {
@@ -1050,7 +1050,7 @@ static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
         examined++;
         memcpy(last, k.mv_data, k.mv_size);
         last_len = k.mv_size;
-        rv = decode_into(q, &v, &d);
+        rv = decode_into(q, &v, &d, head_only ? REC_PARAM_HEAD : 0);
         if (rv != 0) {
             goto out;
         }
@@ -1100,7 +1100,6 @@ static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
                           token_out);
     }
 out:
-    doc_rec_close(&d);
     mdb_cursor_close(cur);
     return rv;
 }
@@ -1137,20 +1136,18 @@ static int max_results(struct q *q, uint32_t max, uint32_t *out)
 static int emit_parameter(struct q *q, const struct rec *param,
                           uint64_t label_ver)
 {
-    struct doc_rec ver = {.open = false};
+    struct doc_rec ver;
     struct q sub = *q;
     bool found;
     int rv = get_version(q, param->id, label_ver != 0 ? label_ver
                                                       : param->version,
-                         &ver, &found);
+                         &ver, REC_VERSION_HEAD, &found);
     if (rv != 0 || !found) {
-        doc_rec_close(&ver);
         return rv;
     }
     sub.pk = q->listing->pk;
     pack_parameter(&sub, param, &ver.rec, NULL);
     q->listing->count++;
-    doc_rec_close(&ver);
     return 0;
 }
 
@@ -1344,8 +1341,8 @@ static int q_history(struct q *q)
 {
     struct mp_str name, token;
     struct names_ref ref;
-    struct doc_rec param = {.open = false};
-    struct doc_rec ver = {.open = false};
+    struct doc_rec param;
+    struct doc_rec ver;
     uint8_t tkey[TOKEN_KEY_LEN];
     uint8_t key[KEYS_VERSION_LEN];
     uint8_t pos[TOKEN_POS_MAX];
@@ -1375,7 +1372,7 @@ static int q_history(struct q *q)
                              &ref, q->err);
     }
     if (rv == 0) {
-        rv = get_param(q, &ref.name, &param, &found);
+        rv = get_param(q, &ref.name, &param, REC_PARAM_HEAD, &found);
         if (rv == 0 && !found) {
             rv = cairn_error_set(q->err, CAIRN_NOT_FOUND, "ParameterNotFound",
                                  "Parameter %.*s not found.", (int)name.n,
@@ -1423,7 +1420,7 @@ static int q_history(struct q *q)
             more = true;
             break;
         }
-        rv = decode_into(q, &v, &ver);
+        rv = decode_into(q, &v, &ver, 0);
         if (rv != 0) {
             goto out;
         }
@@ -1482,8 +1479,6 @@ static int q_history(struct q *q)
     rv = finish_listing(q, &l, &tok);
 out:
     mdb_cursor_close(cur);
-    doc_rec_close(&param);
-    doc_rec_close(&ver);
     buf_close(&l.items);
     buf_close(&tok);
     return rv;
@@ -1496,7 +1491,7 @@ static int q_list_tags(struct q *q)
     struct mp_str rtype, rid;
     struct names_name nm;
     struct cairn_error ignore;
-    struct doc_rec param = {.open = false};
+    struct doc_rec param;
     bool found;
     int rv = required_str(q, "ResourceType", "resourceType", &rtype);
 
@@ -1514,7 +1509,7 @@ static int q_list_tags(struct q *q)
         return cairn_error_set(q->err, CAIRN_INVALID_ARGUMENT,
                                "InvalidResourceId", "Invalid Resource Id");
     }
-    rv = get_param(q, &nm, &param, &found);
+    rv = get_param(q, &nm, &param, 0, &found);
     if (rv == 0 && !found) {
         rv = cairn_error_set(q->err, CAIRN_INVALID_ARGUMENT,
                              "InvalidResourceId", "Invalid Resource Id");
@@ -1531,7 +1526,6 @@ static int q_list_tags(struct q *q)
                            param.rec.tags[i].value.n);
         }
     }
-    doc_rec_close(&param);
     return rv;
 }
 

@@ -104,10 +104,9 @@ static int load(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen,
     return 0;
 }
 
-static int decode(struct ctx *c, struct buf *copy, struct mp_doc *doc,
-                  struct rec *r)
+static int decode(struct ctx *c, struct buf *copy, struct rec *r)
 {
-    if (rec_decode(copy->data, copy->len, doc, r, &c->fault_err) != 0) {
+    if (rec_decode(copy->data, copy->len, r, 0, &c->fault_err) != 0) {
         return FAULT;
     }
     return 0;
@@ -252,9 +251,7 @@ static int feed_append(struct ctx *c, const char *op, struct mp_str name,
 struct loaded
 {
     struct buf copy;
-    struct mp_doc doc;
     bool found;
-    bool doc_open;
     struct rec rec;
     uint8_t key[KEYS_PARAM_MAX];
     size_t key_len;
@@ -269,7 +266,6 @@ static struct loaded *loaded_new(struct ctx *c)
     }
     buf_init(&l->copy);
     l->found = false;
-    l->doc_open = false;
     l->key_len = 0;
     return l;
 }
@@ -278,9 +274,6 @@ static void loaded_free(struct loaded *l)
 {
     if (l == NULL) {
         return;
-    }
-    if (l->doc_open) {
-        mp_doc_close(&l->doc);
     }
     buf_close(&l->copy);
     free(l);
@@ -306,11 +299,10 @@ static int load_param(struct ctx *c, const struct names_name *nm,
     if (rv != 0 || !l->found) {
         return rv;
     }
-    rv = decode(c, &l->copy, &l->doc, &l->rec);
+    rv = decode(c, &l->copy, &l->rec);
     if (rv != 0) {
         return rv;
     }
-    l->doc_open = true;
     if (!same_name(l->rec.name, nm)) {
         /* Two long names with the same 16-byte hash prefix: not expected in
          * practice, refused rather than confused. */
@@ -331,11 +323,7 @@ static int load_version(struct ctx *c, uint64_t id, uint64_t version,
     if (rv != 0 || !l->found) {
         return rv;
     }
-    rv = decode(c, &l->copy, &l->doc, &l->rec);
-    if (rv == 0) {
-        l->doc_open = true;
-    }
-    return rv;
+    return decode(c, &l->copy, &l->rec);
 }
 
 static int not_found(struct ctx *c, const char *what, size_t n)
@@ -1140,10 +1128,6 @@ static int op_delete_many(struct ctx *c)
             ni++;
             continue;
         }
-        if (l->doc_open) {
-            mp_doc_close(&l->doc);
-            l->doc_open = false;
-        }
         rv = load_param(c, &nm, l);
         if (rv != 0) {
             break;
@@ -1363,10 +1347,6 @@ static int op_label(struct ctx *c)
         if (from != 0 && from != version) {
             /* The label moves: take it off the version that had it. */
             unsigned at;
-            if (other->doc_open) {
-                mp_doc_close(&other->doc);
-                other->doc_open = false;
-            }
             rv = load_version(c, id, from, other);
             if (rv != 0) {
                 goto out;

@@ -262,6 +262,14 @@ int store_open(const char *dir, const struct store_options *opts,
     s->opts.arn.partition = s->arn_partition;
     s->opts.arn.region = s->arn_region;
     s->opts.arn.account = s->arn_account;
+    if (asprintf(&s->arn_prefix, "arn:%s:ssm:%s:%s:parameter/",
+                 s->arn_partition, s->arn_region, s->arn_account) < 0) {
+        s->arn_prefix = NULL;
+        rv = cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                             "out of memory");
+        goto err_after_alloc;
+    }
+    s->arn_prefix_len = strlen(s->arn_prefix);
 
     /* flock locks belong to the open file description, so this refuses a
      * second opener in another process and in this one alike (LMDB must not
@@ -301,6 +309,7 @@ err_after_alloc:
     free(s->arn_partition);
     free(s->arn_region);
     free(s->arn_account);
+    free(s->arn_prefix);
     free(s);
     return rv;
 }
@@ -320,6 +329,7 @@ void store_close(struct store *s)
     free(s->arn_partition);
     free(s->arn_region);
     free(s->arn_account);
+    free(s->arn_prefix);
     free(s);
 }
 
@@ -574,53 +584,64 @@ out:
 
 /* ---- records -------------------------------------------------------- */
 
-static int pack_opt_str(msgpack_packer *pk, const char *key, struct mp_str v,
-                        unsigned *count)
+static unsigned opt_count(struct mp_str v)
 {
-    if (v.p == NULL) {
-        return 0;
-    }
-    (*count)++;
-    return mp_pack_kv_str(pk, key, v.p, v.n);
+    return v.p != NULL ? 1 : 0;
 }
 
+static void pack_opt(msgpack_packer *pk, const char *key, struct mp_str v)
+{
+    if (v.p != NULL) {
+        mp_pack_kv_str(pk, key, v.p, v.n);
+    }
+}
+
+/*
+ * Field order matters: the fields the hot reads need come first, so that
+ * rec_decode can stop early (REC_PARAM_HEAD, REC_VERSION_HEAD).
+ *   params:   Name, Id, Version | Type ... Tags
+ *   versions: Version, LastModifiedDate, Type, Value, DataType | ... Labels
+ */
 int rec_encode(const struct rec *r, int kind, struct buf *out)
 {
     msgpack_packer pk;
-    unsigned n = 0;
-    struct buf tmp;
+    unsigned n = 3 + opt_count(r->type) + opt_count(r->key_id) +
+                 opt_count(r->description) + opt_count(r->allowed_pattern) +
+                 opt_count(r->data_type) + opt_count(r->tier) +
+                 opt_count(r->user);
 
-    /* Count the fields first so the map header is exact. */
-    buf_init(&tmp);
-    mp_packer_init(&pk, &tmp);
+    n += kind == REC_PARAM ? 3 : 2; /* Name, Id, Tags | Value, Labels */
+    mp_packer_init(&pk, out);
+    msgpack_pack_map(&pk, n);
     if (kind == REC_PARAM) {
-        n += 3; /* Name, Id, Tags */
         mp_pack_kv_str(&pk, "Name", r->name.p, r->name.n);
         mp_pack_kv_u64(&pk, "Id", r->id);
-        mp_pack_cstr(&pk, "Tags");
-        msgpack_pack_array(&pk, r->n_tags);
-        for (unsigned i = 0; i < r->n_tags; i++) {
-            msgpack_pack_array(&pk, 2);
-            mp_pack_str(&pk, r->tags[i].key.p, r->tags[i].key.n);
-            mp_pack_str(&pk, r->tags[i].value.p, r->tags[i].value.n);
-        }
+        mp_pack_kv_u64(&pk, "Version", r->version);
+        mp_pack_kv_i64(&pk, "LastModifiedDate", r->ts);
+        pack_opt(&pk, "Type", r->type);
+        pack_opt(&pk, "DataType", r->data_type);
     } else {
-        n += 2; /* Value, Labels */
+        mp_pack_kv_u64(&pk, "Version", r->version);
+        mp_pack_kv_i64(&pk, "LastModifiedDate", r->ts);
+        pack_opt(&pk, "Type", r->type);
         mp_pack_cstr(&pk, "Value");
         if (r->value_bin) {
             mp_pack_bin(&pk, r->value.p, r->value.n);
         } else {
             mp_pack_str(&pk, r->value.p, r->value.n);
         }
+        pack_opt(&pk, "DataType", r->data_type);
         mp_pack_cstr(&pk, "Labels");
         msgpack_pack_array(&pk, r->n_labels);
         for (unsigned i = 0; i < r->n_labels; i++) {
             mp_pack_str(&pk, r->labels[i].p, r->labels[i].n);
         }
     }
-    n += 3; /* Version, LastModifiedDate, Policies */
-    mp_pack_kv_u64(&pk, "Version", r->version);
-    mp_pack_kv_i64(&pk, "LastModifiedDate", r->ts);
+    pack_opt(&pk, "KeyId", r->key_id);
+    pack_opt(&pk, "Description", r->description);
+    pack_opt(&pk, "AllowedPattern", r->allowed_pattern);
+    pack_opt(&pk, "Tier", r->tier);
+    pack_opt(&pk, "LastModifiedUser", r->user);
     mp_pack_cstr(&pk, "Policies");
     msgpack_pack_array(&pk, r->n_policies);
     for (unsigned i = 0; i < r->n_policies; i++) {
@@ -628,129 +649,118 @@ int rec_encode(const struct rec *r, int kind, struct buf *out)
         mp_pack_str(&pk, r->policies[i].text.p, r->policies[i].text.n);
         mp_pack_str(&pk, r->policies[i].type.p, r->policies[i].type.n);
     }
-    pack_opt_str(&pk, "Type", r->type, &n);
-    pack_opt_str(&pk, "KeyId", r->key_id, &n);
-    pack_opt_str(&pk, "Description", r->description, &n);
-    pack_opt_str(&pk, "AllowedPattern", r->allowed_pattern, &n);
-    pack_opt_str(&pk, "DataType", r->data_type, &n);
-    pack_opt_str(&pk, "Tier", r->tier, &n);
-    pack_opt_str(&pk, "LastModifiedUser", r->user, &n);
-    if (tmp.oom) {
-        buf_close(&tmp);
-        return CAIRN_RESOURCE_EXHAUSTED;
+    if (kind == REC_PARAM) {
+        mp_pack_cstr(&pk, "Tags");
+        msgpack_pack_array(&pk, r->n_tags);
+        for (unsigned i = 0; i < r->n_tags; i++) {
+            msgpack_pack_array(&pk, 2);
+            mp_pack_str(&pk, r->tags[i].key.p, r->tags[i].key.n);
+            mp_pack_str(&pk, r->tags[i].value.p, r->tags[i].value.n);
+        }
     }
-    mp_packer_init(&pk, out);
-    msgpack_pack_map(&pk, n);
-    buf_append(out, tmp.data, tmp.len);
-    buf_close(&tmp);
     return out->oom ? CAIRN_RESOURCE_EXHAUSTED : 0;
 }
 
-static bool get_str(const msgpack_object *o, struct mp_str *out)
+/* Compare a map key with a string literal; the length is known at compile
+ * time, which keeps record decoding off strlen. */
+#define key_is(k, lit)                                                        \
+    ((k).n == sizeof(lit) - 1 && memcmp((k).p, (lit), sizeof(lit) - 1) == 0)
+
+static int rd_str_array(struct mp_rd *rd, struct mp_str *out, unsigned max,
+                        unsigned *count)
 {
-    if (o->type != MSGPACK_OBJECT_STR) {
-        return false;
+    uint32_t n;
+    if (mp_rd_array(rd, &n) != 0 || n > max) {
+        return -1;
     }
-    out->p = o->via.str.size > 0 ? o->via.str.ptr : "";
-    out->n = o->via.str.size;
-    return true;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mp_rd_str(rd, &out[i]) != 0) {
+            return -1;
+        }
+    }
+    *count = n;
+    return 0;
 }
 
-static bool key_is(const msgpack_object *k, const char *name)
+/* Arrays of [a, b] string pairs (policies, tags). */
+static int rd_pairs(struct mp_rd *rd, struct mp_str *a, struct mp_str *b,
+                    size_t stride, unsigned max, unsigned *count)
 {
-    return mp_str_eq(k, name);
+    uint32_t n, two;
+    if (mp_rd_array(rd, &n) != 0 || n > max) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct mp_str *pa = (struct mp_str *)((char *)a + i * stride);
+        struct mp_str *pb = (struct mp_str *)((char *)b + i * stride);
+        if (mp_rd_array(rd, &two) != 0 || two != 2 || mp_rd_str(rd, pa) != 0 ||
+            mp_rd_str(rd, pb) != 0) {
+            return -1;
+        }
+    }
+    *count = n;
+    return 0;
 }
 
-int rec_decode(const void *p, size_t n, struct mp_doc *doc, struct rec *r,
+int rec_decode(const void *p, size_t n, struct rec *r, unsigned max_fields,
                struct cairn_error *err)
 {
-    const msgpack_object_map *m;
-    bool ok = true;
-    int rv;
+    struct mp_rd rd;
+    uint32_t fields;
+    int bad = 0;
 
     memset(r, 0, offsetof(struct rec, labels));
     r->n_labels = 0;
     r->n_tags = 0;
-    rv = mp_doc_parse(doc, p, n, err);
-    if (rv != 0) {
-        return cairn_error_set(err, CAIRN_DATA_LOSS, "InternalServerError",
-                               "stored record is not msgpack");
+    mp_rd_init(&rd, p, n);
+    if (mp_rd_map(&rd, &fields) != 0) {
+        bad = 1;
     }
-    if (doc->root.type != MSGPACK_OBJECT_MAP) {
-        ok = false;
-        goto out;
+    bool head = max_fields != 0 && max_fields < fields;
+    if (head) {
+        fields = max_fields; /* the caller needs only the head */
     }
-    m = &doc->root.via.map;
-    for (uint32_t i = 0; i < m->size && ok; i++) {
-        const msgpack_object *k = &m->ptr[i].key;
-        const msgpack_object *v = &m->ptr[i].val;
-        if (key_is(k, "Name")) {
-            ok = get_str(v, &r->name);
+    for (uint32_t i = 0; i < fields && !bad; i++) {
+        struct mp_str k;
+        if (mp_rd_str(&rd, &k) != 0) {
+            bad = 1;
+        } else if (key_is(k, "Name")) {
+            bad = mp_rd_str(&rd, &r->name);
         } else if (key_is(k, "Id")) {
-            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
-            r->id = v->via.u64;
+            bad = mp_rd_u64(&rd, &r->id);
         } else if (key_is(k, "Version")) {
-            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
-            r->version = v->via.u64;
+            bad = mp_rd_u64(&rd, &r->version);
         } else if (key_is(k, "LastModifiedDate")) {
-            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                 v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
-            r->ts = v->via.i64;
+            bad = mp_rd_i64(&rd, &r->ts);
         } else if (key_is(k, "Value")) {
-            if (v->type == MSGPACK_OBJECT_BIN) {
-                r->value_bin = true;
-                r->value.p = v->via.bin.size > 0 ? v->via.bin.ptr : "";
-                r->value.n = v->via.bin.size;
-            } else {
-                ok = get_str(v, &r->value);
-            }
+            bad = mp_rd_bytes(&rd, &r->value, &r->value_bin);
         } else if (key_is(k, "Type")) {
-            ok = get_str(v, &r->type);
+            bad = mp_rd_str(&rd, &r->type);
         } else if (key_is(k, "KeyId")) {
-            ok = get_str(v, &r->key_id);
+            bad = mp_rd_str(&rd, &r->key_id);
         } else if (key_is(k, "Description")) {
-            ok = get_str(v, &r->description);
+            bad = mp_rd_str(&rd, &r->description);
         } else if (key_is(k, "AllowedPattern")) {
-            ok = get_str(v, &r->allowed_pattern);
+            bad = mp_rd_str(&rd, &r->allowed_pattern);
         } else if (key_is(k, "DataType")) {
-            ok = get_str(v, &r->data_type);
+            bad = mp_rd_str(&rd, &r->data_type);
         } else if (key_is(k, "Tier")) {
-            ok = get_str(v, &r->tier);
+            bad = mp_rd_str(&rd, &r->tier);
         } else if (key_is(k, "LastModifiedUser")) {
-            ok = get_str(v, &r->user);
+            bad = mp_rd_str(&rd, &r->user);
         } else if (key_is(k, "Policies")) {
-            ok = v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size <= 10;
-            for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
-                const msgpack_object *e = &v->via.array.ptr[j];
-                ok = e->type == MSGPACK_OBJECT_ARRAY &&
-                     e->via.array.size == 2 &&
-                     get_str(&e->via.array.ptr[0], &r->policies[j].text) &&
-                     get_str(&e->via.array.ptr[1], &r->policies[j].type);
-            }
-            r->n_policies = ok ? v->via.array.size : 0;
+            bad = rd_pairs(&rd, &r->policies[0].text, &r->policies[0].type,
+                           sizeof(r->policies[0]), 10, &r->n_policies);
         } else if (key_is(k, "Labels")) {
-            ok = v->type == MSGPACK_OBJECT_ARRAY &&
-                 v->via.array.size <= STORE_MAX_LABELS;
-            for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
-                ok = get_str(&v->via.array.ptr[j], &r->labels[j]);
-            }
-            r->n_labels = ok ? v->via.array.size : 0;
+            bad = rd_str_array(&rd, r->labels, STORE_MAX_LABELS, &r->n_labels);
         } else if (key_is(k, "Tags")) {
-            ok = v->type == MSGPACK_OBJECT_ARRAY &&
-                 v->via.array.size <= STORE_MAX_TAGS;
-            for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
-                const msgpack_object *e = &v->via.array.ptr[j];
-                ok = e->type == MSGPACK_OBJECT_ARRAY &&
-                     e->via.array.size == 2 &&
-                     get_str(&e->via.array.ptr[0], &r->tags[j].key) &&
-                     get_str(&e->via.array.ptr[1], &r->tags[j].value);
-            }
-            r->n_tags = ok ? v->via.array.size : 0;
+            bad = rd_pairs(&rd, &r->tags[0].key, &r->tags[0].value,
+                           sizeof(r->tags[0]), STORE_MAX_TAGS, &r->n_tags);
+        } else {
+            bad = mp_rd_skip(&rd); /* a field from a newer format */
         }
     }
-out:
-    if (!ok) {
-        mp_doc_close(doc);
+    if (bad || (!head && rd.left != 0)) {
         return cairn_error_set(err, CAIRN_DATA_LOSS, "InternalServerError",
                                "stored record is malformed");
     }

@@ -23,6 +23,8 @@ struct store
     int lock_fd; /* flock'ed; refuses a second opener, in or out of process */
     struct store_options opts;
     char *arn_partition, *arn_region, *arn_account; /* copies for opts.arn */
+    char *arn_prefix; /* "arn:<partition>:ssm:<region>:<account>:parameter/" */
+    size_t arn_prefix_len;
     MDB_env *env;
     MDB_dbi params;   /* param key -> current record (no value) */
     MDB_dbi versions; /* id, version -> version record (with value) */
@@ -113,9 +115,14 @@ struct rec
 /** Encode @p r as a record of kind REC_PARAM or REC_VERSION. */
 int rec_encode(const struct rec *r, int kind, struct buf *out);
 
-/** Decode a record. Strings point into @p doc (which points into @p p).
+/* Leading fields that the hot reads need (see rec_encode's order). */
+#define REC_PARAM_HEAD 3   /* Name, Id, Version */
+#define REC_VERSION_HEAD 5 /* Version, LastModifiedDate, Type, Value, DataType */
+
+/** Decode a record in place: strings point into @p p, which must outlive
+ * @p r. With @p max_fields > 0 only that many leading fields are read.
  * 0, or DATA_LOSS if the record is malformed. */
-int rec_decode(const void *p, size_t n, struct mp_doc *doc, struct rec *r,
+int rec_decode(const void *p, size_t n, struct rec *r, unsigned max_fields,
                struct cairn_error *err);
 
 #endif
