@@ -1001,7 +1001,10 @@ static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
     /* Without filters, listing parameters needs only the record's head. */
     bool head_only = sc->fs->n == 0 && sc->emit == emit_parameter;
 
-    store_token_key(q->s, q->txn, tkey);
+    rv = store_token_key(q->s, q->txn, tkey, q->err);
+    if (rv != 0) {
+        return rv;
+    }
     if (sc->path != NULL) {
         plen = sc->path_len < KEYS_INLINE ? sc->path_len : KEYS_INLINE;
         memcpy(prefix, sc->path, plen);
@@ -1382,7 +1385,10 @@ static int q_history(struct q *q)
     if (rv != 0) {
         goto out;
     }
-    store_token_key(q->s, q->txn, tkey);
+    rv = store_token_key(q->s, q->txn, tkey, q->err);
+    if (rv != 0) {
+        goto out;
+    }
     /* The id is part of the fingerprint: a parameter deleted and created
      * again is another history. */
     {

@@ -287,11 +287,6 @@ int store_open(const char *dir, const struct store_options *opts,
                              dir, lock_path);
         goto err_after_alloc;
     }
-    if (RAND_bytes(s->local_token_key, sizeof(s->local_token_key)) != 1) {
-        rv = cairn_error_set(err, CAIRN_INTERNAL, NULL,
-                             "no random bytes for the token key");
-        goto err_after_alloc;
-    }
     rv = env_open(s, err);
     if (rv != 0) {
         goto err_after_alloc;
@@ -361,16 +356,26 @@ void store_read_end(struct store *s)
     }
 }
 
-void store_token_key(struct store *s, MDB_txn *txn,
-                     uint8_t key[TOKEN_KEY_LEN])
+int store_token_key(struct store *s, MDB_txn *txn, uint8_t key[TOKEN_KEY_LEN],
+                    struct cairn_error *err)
 {
     MDB_val k = {strlen(META_TOKEN_KEY), (void *)META_TOKEN_KEY};
     MDB_val d;
     if (mdb_get(txn, s->meta, &k, &d) == 0 && d.mv_size == TOKEN_KEY_LEN) {
         memcpy(key, d.mv_data, TOKEN_KEY_LEN);
-        return;
+        return 0;
+    }
+    /* Drawn on first use rather than at open: most stores get the
+     * replicated key from Init and never need one of their own. */
+    if (!s->local_token_key_set) {
+        if (RAND_bytes(s->local_token_key, TOKEN_KEY_LEN) != 1) {
+            return cairn_error_set(err, CAIRN_INTERNAL, "InternalServerError",
+                                   "no random bytes for the token key");
+        }
+        s->local_token_key_set = true;
     }
     memcpy(key, s->local_token_key, TOKEN_KEY_LEN);
+    return 0;
 }
 
 static int read_meta_u64(struct store *s, const char *key, uint64_t *v,

@@ -35,6 +35,7 @@ struct store
     MDB_txn *batch;   /* open batch write txn, or NULL */
     MDB_txn *rtxn;    /* cached read txn, reset between queries */
     uint8_t local_token_key[TOKEN_KEY_LEN]; /* until Init sets one */
+    bool local_token_key_set;
     struct sm_outcome outcome;
     struct buf out;     /* outcome body */
     struct buf scratch; /* apply-time copies of records */
@@ -63,9 +64,10 @@ int store_status_from_mdb(int rc, struct cairn_error *err, const char *what);
 int store_read_begin(struct store *s, MDB_txn **txn, struct cairn_error *err);
 void store_read_end(struct store *s);
 
-/** The token key: replicated (meta) if Init ran, else the local one. */
-void store_token_key(struct store *s, MDB_txn *txn,
-                     uint8_t key[TOKEN_KEY_LEN]);
+/** The token key: replicated (meta) if Init ran, else the local one.
+ * 0, or INTERNAL if no random bytes could be had. */
+int store_token_key(struct store *s, MDB_txn *txn, uint8_t key[TOKEN_KEY_LEN],
+                    struct cairn_error *err);
 
 /* A policy as stored: its JSON text and type name. */
 struct rec_policy

@@ -66,6 +66,35 @@ static int rm_one(const char *p,
     return 0;
 }
 
+void fuzz_finish(void);
+
+/* After everything the inputs did, the store must still open and answer,
+ * with every applied index kept. Called by the replay driver. */
+void fuzz_finish(void)
+{
+    struct store_options opts;
+    struct cairn_error err;
+    uint64_t applied = 0;
+
+    if (store == NULL) {
+        return;
+    }
+    store_close(store);
+    store = NULL;
+    store_options_default(&opts);
+    opts.map_size = MAP_SIZE;
+    CHECK(store_open(dir, &opts, &store, &err) == 0);
+    CHECK(store_applied_index(store, &applied, &err) == 0);
+    CHECK(applied == next_index - 1);
+    buf_reset(&out);
+    CHECK(query_run(store, "GetParametersByPath",
+                    "\x82\xa4Path\xa1/\xa9Recursive\xc3", 19, &out,
+                    &err) == 0);
+    CHECK(out.len > 0);
+    fprintf(stderr, "fuzz_sm: store reopened at index %llu and answers\n",
+            (unsigned long long)applied);
+}
+
 static void teardown(void)
 {
     store_close(store);

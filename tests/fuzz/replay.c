@@ -293,6 +293,11 @@ static unsigned long env_ulong(const char *name, unsigned long def)
     return x;
 }
 
+/* A target may define fuzz_finish() to check its state once every input has
+ * run (fuzz_sm reopens its store); it is called before exit, while the
+ * libraries are still initialised. */
+void fuzz_finish(void) __attribute__((weak));
+
 int main(int argc, char **argv)
 {
     unsigned long seed = env_ulong("FUZZ_REPLAY_SEED", 0x5eed);
@@ -337,6 +342,9 @@ int main(int argc, char **argv)
         n_corpus, n_run - n_corpus, n_run, now() - start, seed,
         stopped ? ", time budget reached" : "");
 
+    if (fuzz_finish != NULL) {
+        fuzz_finish();
+    }
     for (size_t i = 0; i < n_inputs; i++) {
         free(inputs[i].name);
         free(inputs[i].data);
