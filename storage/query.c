@@ -1594,9 +1594,10 @@ static int q_get_setting(struct q *q)
 
 /* ---- change feed ---------------------------------------------------- */
 
-/* Rows from FromRevision on (at most MaxResults, 1..1000, default 100). A
- * revision older than the retained window is OUT_OF_RANGE: the reader must
- * resynchronise from a fresh baseline. */
+/* Rows from FromRevision on (at most MaxResults, 1..1000, default 100);
+ * without FromRevision, from the oldest row retained. A revision older than
+ * the retained window is OUT_OF_RANGE: the reader must resynchronise from a
+ * fresh baseline. */
 static int q_changes(struct q *q)
 {
     uint64_t from = 1, newest = 0, max = 100, oldest = 0;
@@ -1607,8 +1608,9 @@ static int q_changes(struct q *q)
     int rc;
     int rv = 0;
 
-    if (mp_get_u64(q->req, "FromRevision", &from, q->err) < 0 ||
-        mp_get_u64(q->req, "MaxResults", &max, q->err) < 0) {
+    int has_from = mp_get_u64(q->req, "FromRevision", &from, q->err);
+
+    if (has_from < 0 || mp_get_u64(q->req, "MaxResults", &max, q->err) < 0) {
         return q->err->code;
     }
     if (max < 1 || max > 1000) {
@@ -1625,7 +1627,9 @@ static int q_changes(struct q *q)
     if (rc == 0 && k.mv_size == 8) {
         oldest = be64_get(k.mv_data);
     }
-    if (from == 0) {
+    if (has_from == 0) {
+        from = oldest > 0 ? oldest : newest + 1; /* all that is retained */
+    } else if (from == 0) {
         from = 1;
     }
     if (oldest > 0 && from < oldest) {

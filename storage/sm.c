@@ -211,6 +211,41 @@ static int oldest_version(struct ctx *c, uint64_t id, uint64_t *oldest)
     return 0;
 }
 
+/* Rows deleted per append at most, so that lowering feed_retain a lot does
+ * not make one transaction delete millions of rows. */
+#define FEED_TRIM_MAX 1024
+
+/* Delete change-feed rows up to revision @p upto, oldest first. Usually that
+ * is the one row that just left the window; after feed_retain was lowered
+ * between runs it is every older row too, a bounded number per append.
+ * Deleting from the front keeps the retained rows contiguous, so GetChanges
+ * can always tell a reader that it fell behind. */
+static int feed_trim(struct ctx *c, uint64_t upto)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    unsigned n = 0;
+    int rc = mdb_cursor_open(c->txn, c->s->feed, &cur);
+
+    if (rc != 0) {
+        return fault(c, rc, "cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    while (rc == 0 && k.mv_size == 8 && be64_get(k.mv_data) <= upto &&
+           n++ < FEED_TRIM_MAX) {
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) {
+        return fault(c, rc, "trim feed");
+    }
+    return 0;
+}
+
 /* Append a change-feed row and trim rows past the retention window. */
 static int feed_append(struct ctx *c, const char *op, struct mp_str name,
                        struct mp_str type, uint64_t version)
@@ -239,8 +274,7 @@ static int feed_append(struct ctx *c, const char *op, struct mp_str name,
     rv = put(c, c->s->feed, key, 8, b.data, b.len);
     buf_close(&b);
     if (rv == 0 && c->revision > retain) {
-        be64_put(key, c->revision - retain);
-        rv = del(c, c->s->feed, key, 8);
+        rv = feed_trim(c, c->revision - retain);
     }
     return rv;
 }
