@@ -364,10 +364,9 @@ int mp_check(const void *data, size_t len, struct cairn_error *err)
         case 0:
             break;
         case -2:
-            return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
-                                   "SerializationException",
-                                   "msgpack document nested deeper than %d",
-                                   MP_MAX_DEPTH);
+            return cairn_error_set(
+                err, CAIRN_INVALID_ARGUMENT, "SerializationException",
+                "msgpack document nested deeper than %d", MP_MAX_DEPTH);
         case -3:
             return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
                                    "SerializationException",
@@ -380,13 +379,14 @@ int mp_check(const void *data, size_t len, struct cairn_error *err)
     if (s.left != 0) {
         return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
                                "SerializationException",
-                               "%zu bytes trail the msgpack document",
-                               s.left);
+                               "%zu bytes trail the msgpack document", s.left);
     }
     return 0;
 }
 
-int mp_doc_parse(struct mp_doc *doc, const void *data, size_t len,
+int mp_doc_parse(struct mp_doc *doc,
+                 const void *data,
+                 size_t len,
                  struct cairn_error *err)
 {
     int rv = mp_check(data, len, err);
@@ -396,7 +396,9 @@ int mp_doc_parse(struct mp_doc *doc, const void *data, size_t len,
     return mp_doc_parse_trusted(doc, data, len, err);
 }
 
-int mp_doc_parse_trusted(struct mp_doc *doc, const void *data, size_t len,
+int mp_doc_parse_trusted(struct mp_doc *doc,
+                         const void *data,
+                         size_t len,
                          struct cairn_error *err)
 {
     size_t off = 0;
@@ -454,7 +456,8 @@ const msgpack_object *mp_map_get(const msgpack_object *map, const char *key)
     return NULL;
 }
 
-static int wrong_type(struct cairn_error *err, const char *key,
+static int wrong_type(struct cairn_error *err,
+                      const char *key,
                       const char *want)
 {
     cairn_error_set(err, CAIRN_INVALID_ARGUMENT, "SerializationException",
@@ -471,7 +474,9 @@ static const msgpack_object *field(const msgpack_object *map, const char *key)
     return o;
 }
 
-int mp_get_str(const msgpack_object *map, const char *key, struct mp_str *out,
+int mp_get_str(const msgpack_object *map,
+               const char *key,
+               struct mp_str *out,
                struct cairn_error *err)
 {
     const msgpack_object *o = field(map, key);
@@ -488,8 +493,11 @@ int mp_get_str(const msgpack_object *map, const char *key, struct mp_str *out,
     return 1;
 }
 
-int mp_get_bytes(const msgpack_object *map, const char *key,
-                 struct mp_str *out, bool *is_bin, struct cairn_error *err)
+int mp_get_bytes(const msgpack_object *map,
+                 const char *key,
+                 struct mp_str *out,
+                 bool *is_bin,
+                 struct cairn_error *err)
 {
     const msgpack_object *o = field(map, key);
     out->p = NULL;
@@ -512,7 +520,9 @@ int mp_get_bytes(const msgpack_object *map, const char *key,
     return wrong_type(err, key, "a string or binary");
 }
 
-int mp_get_bool(const msgpack_object *map, const char *key, bool *out,
+int mp_get_bool(const msgpack_object *map,
+                const char *key,
+                bool *out,
                 struct cairn_error *err)
 {
     const msgpack_object *o = field(map, key);
@@ -526,7 +536,9 @@ int mp_get_bool(const msgpack_object *map, const char *key, bool *out,
     return 1;
 }
 
-int mp_get_u64(const msgpack_object *map, const char *key, uint64_t *out,
+int mp_get_u64(const msgpack_object *map,
+               const char *key,
+               uint64_t *out,
                struct cairn_error *err)
 {
     const msgpack_object *o = field(map, key);
@@ -540,7 +552,9 @@ int mp_get_u64(const msgpack_object *map, const char *key, uint64_t *out,
     return 1;
 }
 
-int mp_get_i64(const msgpack_object *map, const char *key, int64_t *out,
+int mp_get_i64(const msgpack_object *map,
+               const char *key,
+               int64_t *out,
                struct cairn_error *err)
 {
     const msgpack_object *o = field(map, key);
@@ -558,8 +572,10 @@ int mp_get_i64(const msgpack_object *map, const char *key, int64_t *out,
     return wrong_type(err, key, "an integer");
 }
 
-int mp_get_array(const msgpack_object *map, const char *key,
-                 const msgpack_object_array **out, struct cairn_error *err)
+int mp_get_array(const msgpack_object *map,
+                 const char *key,
+                 const msgpack_object_array **out,
+                 struct cairn_error *err)
 {
     const msgpack_object *o = field(map, key);
     if (o == NULL) {
@@ -572,8 +588,10 @@ int mp_get_array(const msgpack_object *map, const char *key,
     return 1;
 }
 
-int mp_get_map(const msgpack_object *map, const char *key,
-               const msgpack_object_map **out, struct cairn_error *err)
+int mp_get_map(const msgpack_object *map,
+               const char *key,
+               const msgpack_object_map **out,
+               struct cairn_error *err)
 {
     const msgpack_object *o = field(map, key);
     if (o == NULL) {

@@ -47,8 +47,10 @@ static inline int mp_pack_bin(msgpack_packer *pk, const void *p, size_t n)
 }
 
 /** Pack "key" then the string value. */
-static inline int mp_pack_kv_str(msgpack_packer *pk, const char *key,
-                                 const void *s, size_t n)
+static inline int mp_pack_kv_str(msgpack_packer *pk,
+                                 const char *key,
+                                 const void *s,
+                                 size_t n)
 {
     if (mp_pack_cstr(pk, key) != 0) {
         return -1;
@@ -56,13 +58,15 @@ static inline int mp_pack_kv_str(msgpack_packer *pk, const char *key,
     return mp_pack_str(pk, s, n);
 }
 
-static inline int mp_pack_kv_cstr(msgpack_packer *pk, const char *key,
+static inline int mp_pack_kv_cstr(msgpack_packer *pk,
+                                  const char *key,
                                   const char *s)
 {
     return mp_pack_kv_str(pk, key, s, strlen(s));
 }
 
-static inline int mp_pack_kv_u64(msgpack_packer *pk, const char *key,
+static inline int mp_pack_kv_u64(msgpack_packer *pk,
+                                 const char *key,
                                  uint64_t v)
 {
     if (mp_pack_cstr(pk, key) != 0) {
@@ -71,8 +75,7 @@ static inline int mp_pack_kv_u64(msgpack_packer *pk, const char *key,
     return msgpack_pack_uint64(pk, v);
 }
 
-static inline int mp_pack_kv_i64(msgpack_packer *pk, const char *key,
-                                 int64_t v)
+static inline int mp_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t v)
 {
     if (mp_pack_cstr(pk, key) != 0) {
         return -1;
@@ -110,7 +113,9 @@ struct mp_doc
  * On failure nothing needs closing. Errors: INVALID_ARGUMENT (malformed),
  * RESOURCE_EXHAUSTED (out of memory).
  */
-int mp_doc_parse(struct mp_doc *doc, const void *data, size_t len,
+int mp_doc_parse(struct mp_doc *doc,
+                 const void *data,
+                 size_t len,
                  struct cairn_error *err);
 void mp_doc_close(struct mp_doc *doc);
 
@@ -118,7 +123,9 @@ void mp_doc_close(struct mp_doc *doc);
  * Decode @p data that this process wrote itself (records read back from the
  * store), skipping the bounds pre-check. Never use it on outside input.
  */
-int mp_doc_parse_trusted(struct mp_doc *doc, const void *data, size_t len,
+int mp_doc_parse_trusted(struct mp_doc *doc,
+                         const void *data,
+                         size_t len,
                          struct cairn_error *err);
 
 /*
@@ -155,21 +162,36 @@ const msgpack_object *mp_map_get(const msgpack_object *map, const char *key);
  * right type, 0 when it is absent (or nil), and -1 with @p err set to
  * INVALID_ARGUMENT / SerializationException when it has another type.
  */
-int mp_get_str(const msgpack_object *map, const char *key, struct mp_str *out,
+int mp_get_str(const msgpack_object *map,
+               const char *key,
+               struct mp_str *out,
                struct cairn_error *err);
 /* A string or a bin (SecureString blobs travel as bin). */
-int mp_get_bytes(const msgpack_object *map, const char *key,
-                 struct mp_str *out, bool *is_bin, struct cairn_error *err);
-int mp_get_bool(const msgpack_object *map, const char *key, bool *out,
+int mp_get_bytes(const msgpack_object *map,
+                 const char *key,
+                 struct mp_str *out,
+                 bool *is_bin,
+                 struct cairn_error *err);
+int mp_get_bool(const msgpack_object *map,
+                const char *key,
+                bool *out,
                 struct cairn_error *err);
-int mp_get_u64(const msgpack_object *map, const char *key, uint64_t *out,
+int mp_get_u64(const msgpack_object *map,
+               const char *key,
+               uint64_t *out,
                struct cairn_error *err);
-int mp_get_i64(const msgpack_object *map, const char *key, int64_t *out,
+int mp_get_i64(const msgpack_object *map,
+               const char *key,
+               int64_t *out,
                struct cairn_error *err);
-int mp_get_array(const msgpack_object *map, const char *key,
-                 const msgpack_object_array **out, struct cairn_error *err);
-int mp_get_map(const msgpack_object *map, const char *key,
-               const msgpack_object_map **out, struct cairn_error *err);
+int mp_get_array(const msgpack_object *map,
+                 const char *key,
+                 const msgpack_object_array **out,
+                 struct cairn_error *err);
+int mp_get_map(const msgpack_object *map,
+               const char *key,
+               const msgpack_object_map **out,
+               struct cairn_error *err);
 
 /** True when @p o is a string equal to the C string @p s. */
 bool mp_str_eq(const msgpack_object *o, const char *s);

@@ -64,8 +64,7 @@ static int pack_json(msgpack_packer *pk, json_t *j, int depth)
     return -1;
 }
 
-int mpjson_from_json(const char *json, struct buf *out,
-                     struct cairn_error *err)
+int mpjson_from_json(const char *json, struct buf *out, struct cairn_error *err)
 {
     json_error_t jerr;
     msgpack_packer pk;
@@ -169,9 +168,9 @@ static json_t *to_json(const msgpack_object *o)
                     json_decref(j);
                     return NULL;
                 }
-                key = strndup(kv->key.via.str.ptr != NULL ? kv->key.via.str.ptr
-                                                          : "",
-                              kv->key.via.str.size);
+                key = strndup(
+                    kv->key.via.str.ptr != NULL ? kv->key.via.str.ptr : "",
+                    kv->key.via.str.size);
                 v = key != NULL ? to_json(&kv->val) : NULL;
                 if (v == NULL || json_object_set_new(j, key, v) != 0) {
                     free(key);
@@ -186,7 +185,10 @@ static json_t *to_json(const msgpack_object *o)
     }
 }
 
-int mpjson_to_json(const void *mp, size_t len, char **json, int indent,
+int mpjson_to_json(const void *mp,
+                   size_t len,
+                   char **json,
+                   int indent,
                    struct cairn_error *err)
 {
     struct mp_doc doc;

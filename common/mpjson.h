@@ -12,7 +12,8 @@
  * maps, integers ints, reals float64, strings str. Errors:
  * INVALID_ARGUMENT (bad JSON), RESOURCE_EXHAUSTED.
  */
-int mpjson_from_json(const char *json, struct buf *out,
+int mpjson_from_json(const char *json,
+                     struct buf *out,
                      struct cairn_error *err);
 
 /**
@@ -22,7 +23,10 @@ int mpjson_from_json(const char *json, struct buf *out,
  * INVALID_ARGUMENT (malformed msgpack, non-string map key, ext type),
  * RESOURCE_EXHAUSTED.
  */
-int mpjson_to_json(const void *mp, size_t len, char **json, int indent,
+int mpjson_to_json(const void *mp,
+                   size_t len,
+                   char **json,
+                   int indent,
                    struct cairn_error *err);
 
 /** Standard base64 of @p n bytes into a new NUL-terminated string (free()),

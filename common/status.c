@@ -42,8 +42,11 @@ void cairn_error_clear(struct cairn_error *err)
     err->msg[0] = '\0';
 }
 
-int cairn_error_vset(struct cairn_error *err, int code, const char *type,
-                     const char *fmt, va_list ap)
+int cairn_error_vset(struct cairn_error *err,
+                     int code,
+                     const char *type,
+                     const char *fmt,
+                     va_list ap)
 {
     if (err == NULL) {
         return code;
@@ -58,8 +61,11 @@ int cairn_error_vset(struct cairn_error *err, int code, const char *type,
     return code;
 }
 
-int cairn_error_set(struct cairn_error *err, int code, const char *type,
-                    const char *fmt, ...)
+int cairn_error_set(struct cairn_error *err,
+                    int code,
+                    const char *type,
+                    const char *fmt,
+                    ...)
 {
     va_list ap;
     va_start(ap, fmt);

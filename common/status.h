@@ -50,12 +50,17 @@ void cairn_error_clear(struct cairn_error *err);
  * (NULL for none) and a printf-style message. The message is truncated to
  * fit. Returns @p code so callers can write `return cairn_error_set(...)`.
  */
-int cairn_error_set(struct cairn_error *err, int code, const char *type,
-                    const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+int cairn_error_set(struct cairn_error *err,
+                    int code,
+                    const char *type,
+                    const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
 
-int cairn_error_vset(struct cairn_error *err, int code, const char *type,
-                     const char *fmt, va_list ap);
+int cairn_error_vset(struct cairn_error *err,
+                     int code,
+                     const char *type,
+                     const char *fmt,
+                     va_list ap);
 
 /**
  * Prefix the message of @p err with context ("put /a: " + old message),

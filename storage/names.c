@@ -6,9 +6,9 @@
 
 /* AWS's texts (ssm-api.md section 2.2). The character rule and the "ssm"
  * path rule share their second sentence. */
-#define SUBPATH_RULE                                                         \
-    "If formed as a path, it can consist of sub-paths divided by slash "     \
-    "symbol; each sub-path can be formed as a mix of letters, numbers and "  \
+#define SUBPATH_RULE                                                        \
+    "If formed as a path, it can consist of sub-paths divided by slash "    \
+    "symbol; each sub-path can be formed as a mix of letters, numbers and " \
     "the following 3 symbols .-_"
 
 static const char msg_chars[] =
@@ -18,8 +18,8 @@ static const char msg_root_prefix[] =
     "Parameter name: can't be prefixed with \"aws\" or \"ssm\" "
     "(case-insensitive).";
 static const char msg_ssm_path[] =
-    "Parameter name: can't be prefixed with \"ssm\" (case-insensitive). "
-    SUBPATH_RULE;
+    "Parameter name: can't be prefixed with \"ssm\" "
+    "(case-insensitive). " SUBPATH_RULE;
 static const char msg_not_qualified[] =
     "Parameter name must be a fully qualified name.";
 static const char msg_hierarchy[] =
@@ -101,16 +101,19 @@ static int validation(struct cairn_error *err, const char *msg)
 
 /* The syntax shared by names for writes and for reads, on input that is
  * already trimmed. Fills @p out on success. */
-static int parse_name(const char *s, size_t n, struct names_name *out,
+static int parse_name(const char *s,
+                      size_t n,
+                      struct names_name *out,
                       struct cairn_error *err)
 {
     unsigned depth = 1;
     bool qualified;
 
     if (n == 0) {
-        return validation(err, "1 validation error detected: Value '' at "
-                               "'name' failed to satisfy constraint: Member "
-                               "must have length greater than or equal to 1");
+        return validation(err,
+                          "1 validation error detected: Value '' at "
+                          "'name' failed to satisfy constraint: Member "
+                          "must have length greater than or equal to 1");
     }
     if (n > NAMES_MAX_LEN) {
         return cairn_error_set(
@@ -189,15 +192,16 @@ static int check_reserved(const struct names_name *name,
         return validation(err, msg_root_prefix);
     }
     if (starts_with_ci(first, first_n, "aws")) {
-        return cairn_error_set(err, CAIRN_PERMISSION_DENIED,
-                               "AccessDeniedException",
-                               "No access to reserved parameter name: %s.",
-                               name->display);
+        return cairn_error_set(
+            err, CAIRN_PERMISSION_DENIED, "AccessDeniedException",
+            "No access to reserved parameter name: %s.", name->display);
     }
     return validation(err, msg_ssm_path);
 }
 
-int names_check_write(const char *s, size_t n, struct names_name *out,
+int names_check_write(const char *s,
+                      size_t n,
+                      struct names_name *out,
                       struct cairn_error *err)
 {
     int rv;
@@ -213,7 +217,9 @@ int names_check_write(const char *s, size_t n, struct names_name *out,
     return check_reserved(out, err);
 }
 
-int names_check_existing(const char *s, size_t n, struct names_name *out,
+int names_check_existing(const char *s,
+                         size_t n,
+                         struct names_name *out,
                          struct cairn_error *err)
 {
     if (s == NULL) {
@@ -247,9 +253,11 @@ enum arn_match {
  * On ARN_OURS, *rest is what follows "parameter/" (a name and maybe a
  * selector). Input that is not shaped like an ARN is left to the name
  * parser, so that a parameter called "arn" can still take a selector. */
-static enum arn_match match_arn(const char *s, size_t n,
+static enum arn_match match_arn(const char *s,
+                                size_t n,
                                 const struct names_arn *arn,
-                                const char **rest, size_t *rest_n)
+                                const char **rest,
+                                size_t *rest_n)
 {
     static const char resource[] = "parameter/";
     const size_t resource_n = sizeof(resource) - 1;
@@ -307,8 +315,11 @@ static bool parse_u64(const char *s, size_t n, uint64_t *v)
     return true;
 }
 
-int names_parse_ref(const char *s, size_t n, const struct names_arn *arn,
-                    unsigned flags, struct names_ref *out,
+int names_parse_ref(const char *s,
+                    size_t n,
+                    const struct names_arn *arn,
+                    unsigned flags,
+                    struct names_ref *out,
                     struct cairn_error *err)
 {
     /* An ARN names "/a/b" as "parameter/a/b": the name gets its leading
@@ -333,8 +344,7 @@ int names_parse_ref(const char *s, size_t n, const struct names_arn *arn,
     name = s;
     name_n = n;
 
-    if ((flags & NAMES_ALLOW_ARN) != 0 && n >= 4 &&
-        memcmp(s, "arn:", 4) == 0) {
+    if ((flags & NAMES_ALLOW_ARN) != 0 && n >= 4 && memcmp(s, "arn:", 4) == 0) {
         switch (match_arn(s, n, arn, &name, &name_n)) {
             case ARN_FOREIGN:
                 return not_found(s, n, err);
@@ -402,7 +412,10 @@ int names_parse_ref(const char *s, size_t n, const struct names_arn *arn,
 
 /* ---- paths ------------------------------------------------------------ */
 
-int names_check_path(const char *s, size_t n, char *out, size_t *out_len,
+int names_check_path(const char *s,
+                     size_t n,
+                     char *out,
+                     size_t *out_len,
                      struct cairn_error *err)
 {
     unsigned depth = 0;
@@ -568,7 +581,7 @@ static bool tag_chars_ok(const char *s, size_t n)
         /* The NUL test comes first because strchr() would find the
          * terminator of its own set. */
         if (k == 1 && (p[i] == '\0' || (!is_alnum(p[i]) &&
-                                         strchr(" _.:/=+-@", p[i]) == NULL))) {
+                                        strchr(" _.:/=+-@", p[i]) == NULL))) {
             return false;
         }
         i += k;
@@ -576,8 +589,11 @@ static bool tag_chars_ok(const char *s, size_t n)
     return true;
 }
 
-static int tag_error(struct cairn_error *err, const char *member,
-                     const char *s, size_t n, const char *constraint)
+static int tag_error(struct cairn_error *err,
+                     const char *member,
+                     const char *s,
+                     size_t n,
+                     const char *constraint)
 {
     return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, "ValidationException",
                            "1 validation error detected: Value '%.*s' at "
@@ -586,8 +602,12 @@ static int tag_error(struct cairn_error *err, const char *member,
                            quote_len(n), s, member, constraint);
 }
 
-static int check_tag_part(const char *member, const char *s, size_t n,
-                          long min, long max, struct cairn_error *err)
+static int check_tag_part(const char *member,
+                          const char *s,
+                          size_t n,
+                          long min,
+                          long max,
+                          struct cairn_error *err)
 {
     char constraint[128];
     long chars = names_utf8_chars(s, n);
@@ -610,8 +630,11 @@ static int check_tag_part(const char *member, const char *s, size_t n,
     return 0;
 }
 
-int names_check_tag(const char *key, size_t key_n, const char *value,
-                    size_t value_n, struct cairn_error *err)
+int names_check_tag(const char *key,
+                    size_t key_n,
+                    const char *value,
+                    size_t value_n,
+                    struct cairn_error *err)
 {
     int rv;
 
@@ -642,8 +665,11 @@ int names_check_tag(const char *key, size_t key_n, const char *value,
 
 /* ---- ARNs ------------------------------------------------------------- */
 
-size_t names_format_arn(const struct names_arn *arn, const char *canonical,
-                        size_t canonical_len, char *out, size_t cap)
+size_t names_format_arn(const struct names_arn *arn,
+                        const char *canonical,
+                        size_t canonical_len,
+                        char *out,
+                        size_t cap)
 {
     int len;
 
@@ -654,9 +680,8 @@ size_t names_format_arn(const struct names_arn *arn, const char *canonical,
     if (cap == 0 || canonical_len > INT_MAX) {
         return 0;
     }
-    len = snprintf(out, cap, "arn:%s:ssm:%s:%s:parameter/%.*s",
-                   arn->partition, arn->region, arn->account,
-                   (int)canonical_len, canonical);
+    len = snprintf(out, cap, "arn:%s:ssm:%s:%s:parameter/%.*s", arn->partition,
+                   arn->region, arn->account, (int)canonical_len, canonical);
     if (len < 0 || (size_t)len >= cap) {
         out[0] = '\0';
         return 0;

@@ -51,8 +51,8 @@ struct names_ref
 {
     struct names_name name;
     enum names_selector sel;
-    uint64_t version;                    /* NAMES_SEL_VERSION */
-    char label[NAMES_LABEL_MAX + 1];     /* NAMES_SEL_LABEL, NUL-terminated */
+    uint64_t version;                      /* NAMES_SEL_VERSION */
+    char label[NAMES_LABEL_MAX + 1];       /* NAMES_SEL_LABEL, NUL-terminated */
     char selector[NAMES_SELECTOR_MAX + 1]; /* ":3" or ":prod", "" if none */
 };
 
@@ -69,7 +69,9 @@ struct names_ref
  * - HierarchyLevelLimitExceededException (INVALID_ARGUMENT): more than 15
  *   levels.
  */
-int names_check_write(const char *s, size_t n, struct names_name *out,
+int names_check_write(const char *s,
+                      size_t n,
+                      struct names_name *out,
                       struct cairn_error *err);
 
 /**
@@ -78,7 +80,9 @@ int names_check_write(const char *s, size_t n, struct names_name *out,
  * prefixes are allowed (they simply do not exist). Errors:
  * ValidationException (INVALID_ARGUMENT).
  */
-int names_check_existing(const char *s, size_t n, struct names_name *out,
+int names_check_existing(const char *s,
+                         size_t n,
+                         struct names_name *out,
                          struct cairn_error *err);
 
 /* Flags for names_parse_ref. */
@@ -96,8 +100,11 @@ int names_check_existing(const char *s, size_t n, struct names_name *out,
  *   partition, region or account;
  * - ValidationException (INVALID_ARGUMENT): a malformed name.
  */
-int names_parse_ref(const char *s, size_t n, const struct names_arn *arn,
-                    unsigned flags, struct names_ref *out,
+int names_parse_ref(const char *s,
+                    size_t n,
+                    const struct names_arn *arn,
+                    unsigned flags,
+                    struct names_ref *out,
                     struct cairn_error *err);
 
 /**
@@ -110,7 +117,10 @@ int names_parse_ref(const char *s, size_t n, const struct names_arn *arn,
  * or a path longer than 1011 characters; HierarchyLevelLimitExceededException
  * for more than 15 levels.
  */
-int names_check_path(const char *s, size_t n, char *out, size_t *out_len,
+int names_check_path(const char *s,
+                     size_t n,
+                     char *out,
+                     size_t *out_len,
                      struct cairn_error *err);
 
 /* Verdict on one label (LabelParameterVersion, UnlabelParameterVersion). */
@@ -136,16 +146,22 @@ int names_label_length_error(const char *s, size_t n, struct cairn_error *err);
  * spaces and _.:/=+-@ (Unicode letters and digits allowed); keys starting
  * with "aws:" are reserved. Errors: ValidationException (INVALID_ARGUMENT).
  */
-int names_check_tag(const char *key, size_t key_n, const char *value,
-                    size_t value_n, struct cairn_error *err);
+int names_check_tag(const char *key,
+                    size_t key_n,
+                    const char *value,
+                    size_t value_n,
+                    struct cairn_error *err);
 
 /**
  * Write the ARN of canonical name @p canonical into @p out (size @p cap):
  * arn:<partition>:ssm:<region>:<account>:parameter/<name without its
  * leading '/'>. Returns the length, or 0 if it does not fit.
  */
-size_t names_format_arn(const struct names_arn *arn, const char *canonical,
-                        size_t canonical_len, char *out, size_t cap);
+size_t names_format_arn(const struct names_arn *arn,
+                        const char *canonical,
+                        size_t canonical_len,
+                        char *out,
+                        size_t cap);
 
 /** Number of UTF-8 characters in @p s, or -1 if it is not valid UTF-8. */
 long names_utf8_chars(const char *s, size_t n);

@@ -41,7 +41,8 @@ static int validation(struct cairn_error *err, const char *msg)
                            "%s", msg);
 }
 
-static int bad_attribute(struct cairn_error *err, const char *type,
+static int bad_attribute(struct cairn_error *err,
+                         const char *type,
                          const char *detail)
 {
     return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
@@ -100,8 +101,8 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 {
     static const int before_month[12] = {0,   31,  59,  90,  120, 151,
                                          181, 212, 243, 273, 304, 334};
-    int64_t days = (y - 1970) * 365 + leaps_through(y - 1) -
-                   leaps_through(1969);
+    int64_t days =
+        (y - 1970) * 365 + leaps_through(y - 1) - leaps_through(1969);
 
     days += before_month[m - 1];
     if (m > 2 && is_leap(y)) {
@@ -111,8 +112,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 }
 
 /* Reads exactly @p k decimal digits at s[*pos]. */
-static bool take_digits(const char *s, size_t n, size_t *pos, size_t k,
-                        int *v)
+static bool take_digits(const char *s, size_t n, size_t *pos, size_t k, int *v)
 {
     if (n - *pos < k) {
         return false;
@@ -200,8 +200,8 @@ int policy_parse_timestamp(const char *s, size_t n, int64_t *ms)
         !take_digits(s, n, &pos, 2, &month) || !take_char(s, n, &pos, '-') ||
         !take_digits(s, n, &pos, 2, &day) || !take_char_ci(s, n, &pos, 'T') ||
         !take_digits(s, n, &pos, 2, &hour) || !take_char(s, n, &pos, ':') ||
-        !take_digits(s, n, &pos, 2, &minute) ||
-        !take_char(s, n, &pos, ':') || !take_digits(s, n, &pos, 2, &second)) {
+        !take_digits(s, n, &pos, 2, &minute) || !take_char(s, n, &pos, ':') ||
+        !take_digits(s, n, &pos, 2, &second)) {
         return -1;
     }
     if (take_char(s, n, &pos, '.')) {
@@ -270,8 +270,10 @@ static bool positive_amount(const json_t *v, int64_t unit_ms, int64_t *out)
 }
 
 /* {"Before"|"After": n, "Unit": "Days"|"Hours"}, nothing else. */
-static int parse_notice(const json_t *attrs, const char *type,
-                        const char *amount_key, int64_t *value_ms,
+static int parse_notice(const json_t *attrs,
+                        const char *type,
+                        const char *amount_key,
+                        int64_t *value_ms,
                         struct cairn_error *err)
 {
     const json_t *amount = json_object_get(attrs, amount_key);
@@ -302,13 +304,15 @@ static int parse_notice(const json_t *attrs, const char *type,
         return bad_attribute(err, type, "Unit must be Days or Hours");
     }
     if (!positive_amount(amount, unit_ms, value_ms)) {
-        return bad_attribute(err, type, "the amount must be a positive "
-                                        "integer");
+        return bad_attribute(err, type,
+                             "the amount must be a positive "
+                             "integer");
     }
     return 0;
 }
 
-static int parse_expiration(const json_t *attrs, int64_t *value_ms,
+static int parse_expiration(const json_t *attrs,
+                            int64_t *value_ms,
                             struct cairn_error *err)
 {
     const json_t *ts = json_object_get(attrs, "Timestamp");
@@ -327,8 +331,7 @@ static int parse_expiration(const json_t *attrs, int64_t *value_ms,
 }
 
 /* Validate one array element and fill @p item, text included. */
-static int parse_item(json_t *obj, struct policy *item,
-                      struct cairn_error *err)
+static int parse_item(json_t *obj, struct policy *item, struct cairn_error *err)
 {
     const json_t *type = json_object_get(obj, "Type");
     const json_t *version = json_object_get(obj, "Version");
@@ -358,9 +361,10 @@ static int parse_item(json_t *obj, struct policy *item,
     }
     if (!json_is_string(version) ||
         strcmp(json_string_value(version), "1.0") != 0) {
-        return validation(err, "The policy version isn't supported. "
-                               "Parameter Store supports policy Version "
-                               "1.0.");
+        return validation(err,
+                          "The policy version isn't supported. "
+                          "Parameter Store supports policy Version "
+                          "1.0.");
     }
     /* A member we do not know might change what the policy means, so it is
      * refused rather than ignored and then stored in PolicyText. */
@@ -419,7 +423,9 @@ static int check_compatible(const struct policy_set *set,
     return 0;
 }
 
-int policy_parse(const char *json, size_t n, struct policy_set *out,
+int policy_parse(const char *json,
+                 size_t n,
+                 struct policy_set *out,
                  struct cairn_error *err)
 {
     json_error_t jerr;
@@ -429,10 +435,11 @@ int policy_parse(const char *json, size_t n, struct policy_set *out,
 
     memset(out, 0, sizeof(*out));
     if (json == NULL || n == 0) {
-        return validation(err, "1 validation error detected: Value '' at "
-                               "'policies' failed to satisfy constraint: "
-                               "Member must have length greater than or "
-                               "equal to 1");
+        return validation(err,
+                          "1 validation error detected: Value '' at "
+                          "'policies' failed to satisfy constraint: "
+                          "Member must have length greater than or "
+                          "equal to 1");
     }
     if (count_chars(json, n) > POLICY_TEXT_MAX) {
         return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
@@ -457,15 +464,15 @@ int policy_parse(const char *json, size_t n, struct policy_set *out,
                                jerr.text, jerr.line, jerr.column);
     }
     if (!json_is_array(root) || json_array_size(root) == 0) {
-        rv = validation(err, "Policies must be a non-empty JSON array of "
-                             "policy objects.");
+        rv = validation(err,
+                        "Policies must be a non-empty JSON array of "
+                        "policy objects.");
         goto err_after_root;
     }
     size = json_array_size(root);
     if (size > POLICY_MAX) {
         rv = cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED,
-                             "PoliciesLimitExceededException", "%s",
-                             msg_limit);
+                             "PoliciesLimitExceededException", "%s", msg_limit);
         goto err_after_root;
     }
     /* "[{}]" is how a client removes every policy. */
@@ -475,8 +482,7 @@ int policy_parse(const char *json, size_t n, struct policy_set *out,
         return 0;
     }
     for (size_t i = 0; i < size; i++) {
-        rv = parse_item(json_array_get(root, i), &out->items[out->count],
-                        err);
+        rv = parse_item(json_array_get(root, i), &out->items[out->count], err);
         if (rv != 0) {
             goto err_after_items;
         }

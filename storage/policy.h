@@ -8,8 +8,8 @@
 
 #include "status.h"
 
-#define POLICY_MAX 10          /* policies per parameter */
-#define POLICY_TEXT_MAX 4096   /* characters in the Policies string */
+#define POLICY_MAX 10        /* policies per parameter */
+#define POLICY_TEXT_MAX 4096 /* characters in the Policies string */
 
 enum policy_type {
     POLICY_EXPIRATION = 0,
@@ -55,7 +55,9 @@ const char *policy_type_name(enum policy_type t);
  * On success the caller frees with policy_set_close; on failure nothing
  * needs freeing.
  */
-int policy_parse(const char *json, size_t n, struct policy_set *out,
+int policy_parse(const char *json,
+                 size_t n,
+                 struct policy_set *out,
                  struct cairn_error *err);
 
 void policy_set_close(struct policy_set *set);

@@ -43,8 +43,8 @@ static int validation(struct q *q, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    cairn_error_vset(q->err, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                     fmt, ap);
+    cairn_error_vset(q->err, CAIRN_INVALID_ARGUMENT, "ValidationException", fmt,
+                     ap);
     va_end(ap);
     return CAIRN_INVALID_ARGUMENT;
 }
@@ -119,8 +119,10 @@ static void pack_policies(msgpack_packer *pk, const struct rec *r)
 }
 
 /* The Parameter shape of the Get operations. */
-static void pack_parameter(struct q *q, const struct rec *param,
-                           const struct rec *ver, const char *selector)
+static void pack_parameter(struct q *q,
+                           const struct rec *param,
+                           const struct rec *ver,
+                           const char *selector)
 {
     bool sel = selector != NULL && selector[0] != '\0';
     msgpack_pack_map(&q->pk, 7 + (sel ? 1 : 0));
@@ -147,7 +149,9 @@ struct doc_rec
     struct rec rec;
 };
 
-static int decode_into(struct q *q, MDB_val *v, struct doc_rec *d,
+static int decode_into(struct q *q,
+                       MDB_val *v,
+                       struct doc_rec *d,
                        unsigned max_fields)
 {
     if (rec_decode(v->mv_data, v->mv_size, &d->rec, max_fields, q->err) != 0) {
@@ -157,8 +161,11 @@ static int decode_into(struct q *q, MDB_val *v, struct doc_rec *d,
 }
 
 /* 0 and *found, or an error. */
-static int get_param(struct q *q, const struct names_name *nm,
-                     struct doc_rec *d, unsigned max_fields, bool *found)
+static int get_param(struct q *q,
+                     const struct names_name *nm,
+                     struct doc_rec *d,
+                     unsigned max_fields,
+                     bool *found)
 {
     uint8_t key[KEYS_PARAM_MAX];
     MDB_val k = {keys_param(nm->canonical, nm->canonical_len, key), key};
@@ -186,8 +193,12 @@ static int get_param(struct q *q, const struct names_name *nm,
     return 0;
 }
 
-static int get_version(struct q *q, uint64_t id, uint64_t version,
-                       struct doc_rec *d, unsigned max_fields, bool *found)
+static int get_version(struct q *q,
+                       uint64_t id,
+                       uint64_t version,
+                       struct doc_rec *d,
+                       unsigned max_fields,
+                       bool *found)
 {
     uint8_t key[KEYS_VERSION_LEN];
     MDB_val k = {sizeof(key), key};
@@ -208,8 +219,11 @@ static int get_version(struct q *q, uint64_t id, uint64_t version,
 }
 
 /* Version carrying @p label, or 0. */
-static int label_version(struct q *q, uint64_t id, const char *label,
-                         size_t n, uint64_t *version)
+static int label_version(struct q *q,
+                         uint64_t id,
+                         const char *label,
+                         size_t n,
+                         uint64_t *version)
 {
     uint8_t key[8 + NAMES_LABEL_MAX];
     MDB_val k;
@@ -237,8 +251,12 @@ static int label_version(struct q *q, uint64_t id, const char *label,
 
 /* Resolve a reference to (parameter, version). Business failures set
  * q->err (ParameterNotFound, ParameterVersionNotFound). */
-static int resolve(struct q *q, const char *input, size_t n, unsigned flags,
-                   struct names_ref *ref, struct doc_rec *param,
+static int resolve(struct q *q,
+                   const char *input,
+                   size_t n,
+                   unsigned flags,
+                   struct names_ref *ref,
+                   struct doc_rec *param,
                    struct doc_rec *ver)
 {
     bool found;
@@ -266,8 +284,7 @@ static int resolve(struct q *q, const char *input, size_t n, unsigned flags,
             return rv;
         }
         if (version == 0) {
-            return cairn_error_set(q->err, CAIRN_NOT_FOUND,
-                                   "ParameterNotFound",
+            return cairn_error_set(q->err, CAIRN_NOT_FOUND, "ParameterNotFound",
                                    "Parameter %.*s not found.", (int)n, input);
         }
     }
@@ -286,7 +303,9 @@ static int resolve(struct q *q, const char *input, size_t n, unsigned flags,
     return 0;
 }
 
-static int required_str(struct q *q, const char *field, const char *wire,
+static int required_str(struct q *q,
+                        const char *field,
+                        const char *wire,
                         struct mp_str *out)
 {
     int r = mp_get_str(q->req, field, out, q->err);
@@ -336,9 +355,10 @@ static int names_list(struct q *q, const msgpack_object_array **arr)
         return q->err->code;
     }
     if (r == 0) {
-        return validation(q, "1 validation error detected: Value null at "
-                             "'names' failed to satisfy constraint: Member "
-                             "must not be null");
+        return validation(q,
+                          "1 validation error detected: Value null at "
+                          "'names' failed to satisfy constraint: Member "
+                          "must not be null");
     }
     if ((*arr)->size < 1 || (*arr)->size > 10) {
         return validation(q,
@@ -409,9 +429,9 @@ static int q_get_parameters(struct q *q)
         got[n].ok = false;
         buf_init(&got[n].packed);
         sub.err = &e;
-        rv = resolve(&sub, o->via.str.ptr, o->via.str.size,
-                     NAMES_ALLOW_ARN | NAMES_ALLOW_SELECTOR, &ref, &param,
-                     &ver);
+        rv =
+            resolve(&sub, o->via.str.ptr, o->via.str.size,
+                    NAMES_ALLOW_ARN | NAMES_ALLOW_SELECTOR, &ref, &param, &ver);
         if (rv == 0) {
             mp_packer_init(&sub.pk, &got[n].packed);
             pack_parameter(&sub, &param.rec, &ver.rec, ref.selector);
@@ -460,8 +480,16 @@ static int q_get_parameters(struct q *q)
 
 /* ---- filters -------------------------------------------------------- */
 
-enum fkey { F_NAME, F_TYPE, F_KEYID, F_PATH, F_TIER, F_DATATYPE, F_LABEL,
-            F_TAG };
+enum fkey {
+    F_NAME,
+    F_TYPE,
+    F_KEYID,
+    F_PATH,
+    F_TIER,
+    F_DATATYPE,
+    F_LABEL,
+    F_TAG
+};
 enum fopt { O_EQUALS, O_BEGINS, O_CONTAINS, O_ONELEVEL, O_RECURSIVE };
 
 struct filter
@@ -494,7 +522,7 @@ static void filters_close(struct filters *fs)
     fs->n = 0;
 }
 
-static const char *const key_names[] = {"Name", "Type", "KeyId", "Path",
+static const char *const key_names[] = {"Name", "Type",     "KeyId", "Path",
                                         "Tier", "DataType", "Label"};
 
 static bool lower_prefix(const char *p, size_t n, const char *pfx)
@@ -503,7 +531,9 @@ static bool lower_prefix(const char *p, size_t n, const char *pfx)
     return n >= m && strncasecmp(p, pfx, m) == 0;
 }
 
-static int filter_option(struct q *q, struct filter *f, struct mp_str opt,
+static int filter_option(struct q *q,
+                         struct filter *f,
+                         struct mp_str opt,
                          bool by_path)
 {
     bool ok = false;
@@ -550,7 +580,8 @@ static int filter_option(struct q *q, struct filter *f, struct mp_str opt,
     return 0;
 }
 
-static int filter_values(struct q *q, struct filter *f,
+static int filter_values(struct q *q,
+                         struct filter *f,
                          const msgpack_object *fo)
 {
     const msgpack_object_array *vals;
@@ -570,10 +601,11 @@ static int filter_values(struct q *q, struct filter *f,
                                key_names[f->key]);
     }
     if (vals->size > MAX_FILTER_VALUES) {
-        return validation(q, "1 validation error detected: Value at "
-                             "'parameterFilters.member.values' failed to "
-                             "satisfy constraint: Member must have length "
-                             "less than or equal to 50");
+        return validation(q,
+                          "1 validation error detected: Value at "
+                          "'parameterFilters.member.values' failed to "
+                          "satisfy constraint: Member must have length "
+                          "less than or equal to 50");
     }
     for (uint32_t i = 0; i < vals->size; i++) {
         const msgpack_object *v = &vals->ptr[i];
@@ -583,10 +615,11 @@ static int filter_values(struct q *q, struct filter *f,
                                    "filter Values must hold strings");
         }
         if (v->via.str.size < 1 || v->via.str.size > 1024) {
-            return validation(q, "1 validation error detected: Value at "
-                                 "'parameterFilters.member.values.member' "
-                                 "failed to satisfy constraint: Member must "
-                                 "have length between 1 and 1024");
+            return validation(q,
+                              "1 validation error detected: Value at "
+                              "'parameterFilters.member.values.member' "
+                              "failed to satisfy constraint: Member must "
+                              "have length between 1 and 1024");
         }
         f->values[i].p = v->via.str.ptr;
         f->values[i].n = v->via.str.size;
@@ -595,8 +628,10 @@ static int filter_values(struct q *q, struct filter *f,
     return 0;
 }
 
-static int check_enum_values(struct q *q, struct filter *f,
-                             const char *const *set, const char *listing)
+static int check_enum_values(struct q *q,
+                             struct filter *f,
+                             const char *const *set,
+                             const char *listing)
 {
     if (f->opt != O_EQUALS) {
         return 0;
@@ -607,13 +642,12 @@ static int check_enum_values(struct q *q, struct filter *f,
             ok = ok || mp_str_eqn(f->values[i], *s);
         }
         if (!ok) {
-            return cairn_error_set(q->err, CAIRN_INVALID_ARGUMENT,
-                                   "InvalidFilterOption",
-                                   "The following filter value is not valid: "
-                                   "%.*s. Valid values include: %s.",
-                                   (int)(f->values[i].n > 64 ? 64
-                                                             : f->values[i].n),
-                                   f->values[i].p, listing);
+            return cairn_error_set(
+                q->err, CAIRN_INVALID_ARGUMENT, "InvalidFilterOption",
+                "The following filter value is not valid: "
+                "%.*s. Valid values include: %s.",
+                (int)(f->values[i].n > 64 ? 64 : f->values[i].n),
+                f->values[i].p, listing);
         }
     }
     return 0;
@@ -629,14 +663,15 @@ static int filter_paths(struct q *q, struct filter *f)
         if (lower_prefix(f->values[i].p, f->values[i].n, "/aws") ||
             lower_prefix(f->values[i].p, f->values[i].n, "/ssm")) {
             f->n_values = i;
-            return validation(q, "Filters for common parameters can't be "
-                                 "prefixed with \"aws\" or \"ssm\" "
-                                 "(case-insensitive). When using global "
-                                 "parameters, please specify within a global "
-                                 "namespace.");
+            return validation(q,
+                              "Filters for common parameters can't be "
+                              "prefixed with \"aws\" or \"ssm\" "
+                              "(case-insensitive). When using global "
+                              "parameters, please specify within a global "
+                              "namespace.");
         }
-        rv = names_check_path(f->values[i].p, f->values[i].n, canon, &n,
-                              q->err);
+        rv =
+            names_check_path(f->values[i].p, f->values[i].n, canon, &n, q->err);
         if (rv == 0) {
             f->paths[i] = strndup(canon, n);
             f->path_lens[i] = n;
@@ -655,8 +690,8 @@ static int filter_paths(struct q *q, struct filter *f)
 
 static int parse_filters(struct q *q, bool by_path, struct filters *fs)
 {
-    static const char *const types[] = {"String", "StringList",
-                                        "SecureString", NULL};
+    static const char *const types[] = {"String", "StringList", "SecureString",
+                                        NULL};
     static const char *const tiers[] = {"Standard", "Advanced",
                                         "Intelligent-Tiering", NULL};
     const msgpack_object_array *arr = NULL;
@@ -670,8 +705,9 @@ static int parse_filters(struct q *q, bool by_path, struct filters *fs)
         return q->err->code;
     }
     if (r1 > 0 && r2 > 0) {
-        return validation(q, "You can use either Filters or ParameterFilters "
-                             "in a single request.");
+        return validation(q,
+                          "You can use either Filters or ParameterFilters "
+                          "in a single request.");
     }
     if (r2 > 0) {
         arr = legacy;
@@ -680,10 +716,11 @@ static int parse_filters(struct q *q, bool by_path, struct filters *fs)
         return 0;
     }
     if (arr->size > MAX_FILTERS) {
-        return validation(q, "1 validation error detected: Value at "
-                             "'parameterFilters' failed to satisfy "
-                             "constraint: Member must have length less than "
-                             "or equal to %d",
+        return validation(q,
+                          "1 validation error detected: Value at "
+                          "'parameterFilters' failed to satisfy "
+                          "constraint: Member must have length less than "
+                          "or equal to %d",
                           MAX_FILTERS);
     }
     for (uint32_t i = 0; i < arr->size; i++) {
@@ -704,10 +741,11 @@ static int parse_filters(struct q *q, bool by_path, struct filters *fs)
             goto fail;
         }
         if (key.p == NULL || key.n < 1 || key.n > 132) {
-            rv = validation(q, "1 validation error detected: Value at "
-                               "'parameterFilters.member.key' failed to "
-                               "satisfy constraint: Member must have length "
-                               "between 1 and 132");
+            rv = validation(q,
+                            "1 validation error detected: Value at "
+                            "'parameterFilters.member.key' failed to "
+                            "satisfy constraint: Member must have length "
+                            "between 1 and 132");
             goto fail;
         }
         memset(f, 0, sizeof(*f));
@@ -724,11 +762,11 @@ static int parse_filters(struct q *q, bool by_path, struct filters *fs)
                 }
             }
             if (known && r2 > 0) {
-                known = f->key == F_NAME || f->key == F_TYPE ||
-                        f->key == F_KEYID;
+                known =
+                    f->key == F_NAME || f->key == F_TYPE || f->key == F_KEYID;
             } else if (known && by_path) {
-                known = f->key == F_TYPE || f->key == F_KEYID ||
-                        f->key == F_LABEL;
+                known =
+                    f->key == F_TYPE || f->key == F_KEYID || f->key == F_LABEL;
             } else if (known) {
                 known = f->key != F_LABEL;
             }
@@ -815,8 +853,11 @@ static bool match_str(enum fopt opt, struct mp_str have, struct mp_str want)
     }
 }
 
-static bool under_path(const char *canon, size_t n, const char *path,
-                       size_t plen, bool recursive)
+static bool under_path(const char *canon,
+                       size_t n,
+                       const char *path,
+                       size_t plen,
+                       bool recursive)
 {
     if (n <= plen || memcmp(canon, path, plen) != 0) {
         return false;
@@ -826,9 +867,13 @@ static bool under_path(const char *canon, size_t n, const char *path,
 
 /* Whether the parameter passes every filter. For a Label filter, the
  * matching version is stored in *label_ver. */
-static int match_filters(struct q *q, const struct filters *fs,
-                         const struct rec *r, const char *canon, size_t cn,
-                         bool *ok, uint64_t *label_ver)
+static int match_filters(struct q *q,
+                         const struct filters *fs,
+                         const struct rec *r,
+                         const char *canon,
+                         size_t cn,
+                         bool *ok,
+                         uint64_t *label_ver)
 {
     *ok = true;
     *label_ver = 0;
@@ -856,8 +901,7 @@ static int match_filters(struct q *q, const struct filters *fs,
                         wn += want.n;
                         have.p = canon;
                         have.n = cn;
-                        any = match_str(f->opt, have,
-                                        (struct mp_str){wc, wn});
+                        any = match_str(f->opt, have, (struct mp_str){wc, wn});
                     } else {
                         /* "ab" begins root names "ab..." only. */
                         bool root = memchr(canon + 1, '/', cn - 1) == NULL;
@@ -876,9 +920,8 @@ static int match_filters(struct q *q, const struct filters *fs,
                     any = match_str(f->opt, r->tier, want);
                     break;
                 case F_DATATYPE:
-                    have = r->data_type.p != NULL
-                               ? r->data_type
-                               : (struct mp_str){"text", 4};
+                    have = r->data_type.p != NULL ? r->data_type
+                                                  : (struct mp_str){"text", 4};
                     any = match_str(f->opt, have, want);
                     break;
                 case F_PATH:
@@ -924,16 +967,20 @@ struct scan
     const char *path; /* canonical path ending in '/', or NULL: everything */
     size_t path_len;
     bool recursive;
-    uint32_t max;           /* results wanted */
-    uint8_t kind;           /* token kind */
-    uint64_t qhash;         /* query fingerprint */
+    uint32_t max;   /* results wanted */
+    uint8_t kind;   /* token kind */
+    uint64_t qhash; /* query fingerprint */
     const struct filters *fs;
     /* Called for each parameter that passes path and filters. */
     int (*emit)(struct q *q, const struct rec *param, uint64_t label_ver);
 };
 
-static int query_fingerprint(struct q *q, const char *method, const char *path,
-                             size_t plen, bool recursive, uint64_t *h)
+static int query_fingerprint(struct q *q,
+                             const char *method,
+                             const char *path,
+                             size_t plen,
+                             bool recursive,
+                             uint64_t *h)
 {
     struct buf b;
     msgpack_packer pk;
@@ -974,10 +1021,13 @@ static bool key_has_prefix(MDB_val *k, const uint8_t *p, size_t n)
  * whether it did (the caller sizes its map first, so it calls this before
  * packing the map header: results go to a side buffer).
  */
-static int emit_parameter(struct q *q, const struct rec *param,
+static int emit_parameter(struct q *q,
+                          const struct rec *param,
                           uint64_t label_ver);
 
-static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
+static int scan_params(struct q *q,
+                       const struct scan *sc,
+                       struct mp_str token,
                        struct buf *token_out)
 {
     uint8_t prefix[KEYS_PARAM_MAX];
@@ -1058,14 +1108,14 @@ static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
             goto out;
         }
         cn = canonical_of(d.rec.name, canon);
-        if (sc->path != NULL &&
-            (cn <= sc->path_len || memcmp(canon, sc->path, sc->path_len) != 0)) {
+        if (sc->path != NULL && (cn <= sc->path_len ||
+                                 memcmp(canon, sc->path, sc->path_len) != 0)) {
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
             continue;
         }
         if (sc->path != NULL && !sc->recursive) {
-            const char *slash = memchr(canon + sc->path_len, '/',
-                                       cn - sc->path_len);
+            const char *slash =
+                memchr(canon + sc->path_len, '/', cn - sc->path_len);
             if (slash != NULL) {
                 /* A deeper subtree: seek past it instead of reading it. */
                 size_t sl = (size_t)(slash - canon) + 1;
@@ -1099,8 +1149,7 @@ static int scan_params(struct q *q, const struct scan *sc, struct mp_str token,
         goto out;
     }
     if (more && last_len > 0) {
-        rv = token_encode(tkey, sc->kind, sc->qhash, last, last_len,
-                          token_out);
+        rv = token_encode(tkey, sc->kind, sc->qhash, last, last_len, token_out);
     }
 out:
     mdb_cursor_close(cur);
@@ -1122,29 +1171,29 @@ static int max_results(struct q *q, uint32_t max, uint32_t *out)
         return q->err->code;
     }
     if (v < 1 || v > max) {
-        return validation(q,
-                          "1 validation error detected: Value '%llu' at "
-                          "'maxResults' failed to satisfy constraint: Member "
-                          "must have value %s %u",
-                          (unsigned long long)v,
-                          v < 1 ? "greater than or equal to"
-                                : "less than or equal to",
-                          v < 1 ? 1u : max);
+        return validation(
+            q,
+            "1 validation error detected: Value '%llu' at "
+            "'maxResults' failed to satisfy constraint: Member "
+            "must have value %s %u",
+            (unsigned long long)v,
+            v < 1 ? "greater than or equal to" : "less than or equal to",
+            v < 1 ? 1u : max);
     }
     *out = (uint32_t)v;
     return 0;
 }
 
-
-static int emit_parameter(struct q *q, const struct rec *param,
+static int emit_parameter(struct q *q,
+                          const struct rec *param,
                           uint64_t label_ver)
 {
     struct doc_rec ver;
     struct q sub = *q;
     bool found;
-    int rv = get_version(q, param->id, label_ver != 0 ? label_ver
-                                                      : param->version,
-                         &ver, REC_VERSION_HEAD, &found);
+    int rv =
+        get_version(q, param->id, label_ver != 0 ? label_ver : param->version,
+                    &ver, REC_VERSION_HEAD, &found);
     if (rv != 0 || !found) {
         return rv;
     }
@@ -1176,8 +1225,7 @@ static int emit_metadata(struct q *q, const struct rec *r, uint64_t unused)
         mp_pack_kv_str(pk, "LastModifiedUser", r->user.p, r->user.n);
     }
     if (r->description.p != NULL) {
-        mp_pack_kv_str(pk, "Description", r->description.p,
-                       r->description.n);
+        mp_pack_kv_str(pk, "Description", r->description.p, r->description.n);
     }
     if (r->allowed_pattern.p != NULL) {
         mp_pack_kv_str(pk, "AllowedPattern", r->allowed_pattern.p,
@@ -1692,8 +1740,12 @@ static const struct method methods[] = {
     {"GetChanges", q_changes},
 };
 
-int query_run(struct store *s, const char *method, const void *req,
-              size_t len, struct buf *out, struct cairn_error *err)
+int query_run(struct store *s,
+              const char *method,
+              const void *req,
+              size_t len,
+              struct buf *out,
+              struct cairn_error *err)
 {
     const struct method *m = NULL;
     struct mp_doc doc;

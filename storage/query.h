@@ -26,7 +26,11 @@
  * Call from one thread at a time per store (the store keeps one cached
  * read transaction).
  */
-int query_run(struct store *s, const char *method, const void *req,
-              size_t len, struct buf *out, struct cairn_error *err);
+int query_run(struct store *s,
+              const char *method,
+              const void *req,
+              size_t len,
+              struct buf *out,
+              struct cairn_error *err);
 
 #endif

@@ -1,8 +1,8 @@
 #include "sm.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <errno.h>
+#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +55,8 @@ static int validation(struct ctx *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    cairn_error_vset(c->err, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                     fmt, ap);
+    cairn_error_vset(c->err, CAIRN_INVALID_ARGUMENT, "ValidationException", fmt,
+                     ap);
     va_end(ap);
     return CAIRN_INVALID_ARGUMENT;
 }
@@ -83,8 +83,12 @@ static struct mp_str cstr(const char *s)
 
 /* Copy an LMDB value into @p copy so it survives later writes in the same
  * write transaction (LMDB memory is only valid until the next update). */
-static int load(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen,
-                struct buf *copy, bool *found)
+static int load(struct ctx *c,
+                MDB_dbi dbi,
+                const void *key,
+                size_t klen,
+                struct buf *copy,
+                bool *found)
 {
     MDB_val k = {klen, (void *)key};
     MDB_val d;
@@ -112,8 +116,12 @@ static int decode(struct ctx *c, struct buf *copy, struct rec *r)
     return 0;
 }
 
-static int put(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen,
-               const void *val, size_t vlen)
+static int put(struct ctx *c,
+               MDB_dbi dbi,
+               const void *key,
+               size_t klen,
+               const void *val,
+               size_t vlen)
 {
     MDB_val k = {klen, (void *)key};
     MDB_val d = {vlen, (void *)val};
@@ -128,8 +136,12 @@ static int del(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen)
     return rc != 0 && rc != MDB_NOTFOUND ? fault(c, rc, "del") : 0;
 }
 
-static int put_rec(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen,
-                   const struct rec *r, int kind)
+static int put_rec(struct ctx *c,
+                   MDB_dbi dbi,
+                   const void *key,
+                   size_t klen,
+                   const struct rec *r,
+                   int kind)
 {
     struct buf b;
     int rv;
@@ -200,8 +212,7 @@ static int oldest_version(struct ctx *c, uint64_t id, uint64_t *oldest)
         return fault(c, rc, "cursor");
     }
     rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    if (rc == 0 && k.mv_size == KEYS_VERSION_LEN &&
-        be64_get(k.mv_data) == id) {
+    if (rc == 0 && k.mv_size == KEYS_VERSION_LEN && be64_get(k.mv_data) == id) {
         *oldest = be64_get((const uint8_t *)k.mv_data + 8);
     }
     mdb_cursor_close(cur);
@@ -247,8 +258,11 @@ static int feed_trim(struct ctx *c, uint64_t upto)
 }
 
 /* Append a change-feed row and trim rows past the retention window. */
-static int feed_append(struct ctx *c, const char *op, struct mp_str name,
-                       struct mp_str type, uint64_t version)
+static int feed_append(struct ctx *c,
+                       const char *op,
+                       struct mp_str name,
+                       struct mp_str type,
+                       uint64_t version)
 {
     struct buf b;
     msgpack_packer pk;
@@ -324,7 +338,8 @@ static bool same_name(struct mp_str display, const struct names_name *nm)
            memcmp(display.p, nm->canonical + 1, display.n) == 0;
 }
 
-static int load_param(struct ctx *c, const struct names_name *nm,
+static int load_param(struct ctx *c,
+                      const struct names_name *nm,
                       struct loaded *l)
 {
     int rv;
@@ -347,7 +362,9 @@ static int load_param(struct ctx *c, const struct names_name *nm,
     return 0;
 }
 
-static int load_version(struct ctx *c, uint64_t id, uint64_t version,
+static int load_version(struct ctx *c,
+                        uint64_t id,
+                        uint64_t version,
                         struct loaded *l)
 {
     int rv;
@@ -366,18 +383,20 @@ static int not_found(struct ctx *c, const char *what, size_t n)
                            "Parameter %.*s not found.", (int)n, what);
 }
 
-static int version_not_found(struct ctx *c, uint64_t version,
+static int version_not_found(struct ctx *c,
+                             uint64_t version,
                              struct mp_str name)
 {
-    return cairn_error_set(c->err, CAIRN_NOT_FOUND,
-                           "ParameterVersionNotFound",
+    return cairn_error_set(c->err, CAIRN_NOT_FOUND, "ParameterVersionNotFound",
                            "Systems Manager could not find version %llu of "
                            "%.*s. Verify the version and try again.",
                            (unsigned long long)version, (int)name.n, name.p);
 }
 
 /* Read a required Name field and validate it as an existing name. */
-static int req_name(struct ctx *c, const char *field, struct mp_str *raw,
+static int req_name(struct ctx *c,
+                    const char *field,
+                    struct mp_str *raw,
                     struct names_name *nm)
 {
     int r = mp_get_str(c->req, field, raw, c->err);
@@ -406,7 +425,8 @@ static bool one_of(struct mp_str v, const char *const *set)
     return false;
 }
 
-static int check_pattern(struct ctx *c, struct mp_str pattern,
+static int check_pattern(struct ctx *c,
+                         struct mp_str pattern,
                          struct mp_str value)
 {
     pcre2_code *re;
@@ -422,12 +442,11 @@ static int check_pattern(struct ctx *c, struct mp_str pattern,
     if (re == NULL) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
-        return cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
-                               "InvalidAllowedPatternException",
-                               "The allowed pattern %.*s is not a valid "
-                               "regular expression: %s at offset %zu.",
-                               (int)pattern.n, pattern.p, (char *)msg,
-                               (size_t)erroff);
+        return cairn_error_set(
+            c->err, CAIRN_INVALID_ARGUMENT, "InvalidAllowedPatternException",
+            "The allowed pattern %.*s is not a valid "
+            "regular expression: %s at offset %zu.",
+            (int)pattern.n, pattern.p, (char *)msg, (size_t)erroff);
     }
     if (value.p == NULL) {
         goto out; /* pattern only validated */
@@ -443,15 +462,14 @@ static int check_pattern(struct ctx *c, struct mp_str pattern,
     pcre2_set_heap_limit(mc, SM_PCRE_HEAP_LIMIT_KIB);
     rc = pcre2_match(re, (PCRE2_SPTR)value.p, value.n, 0, 0, md, mc);
     if (rc < 0) {
-        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
-                             "ParameterPatternMismatchException",
-                             "Parameter value, cannot be validated against "
-                             "allowedPattern: %.*s%s",
-                             (int)pattern.n, pattern.p,
-                             rc == PCRE2_ERROR_NOMATCH
-                                 ? ""
-                                 : " (the pattern needs too much work to "
-                                   "match this value)");
+        rv = cairn_error_set(
+            c->err, CAIRN_INVALID_ARGUMENT, "ParameterPatternMismatchException",
+            "Parameter value, cannot be validated against "
+            "allowedPattern: %.*s%s",
+            (int)pattern.n, pattern.p,
+            rc == PCRE2_ERROR_NOMATCH ? ""
+                                      : " (the pattern needs too much work to "
+                                        "match this value)");
     }
 out:
     pcre2_match_context_free(mc);
@@ -462,7 +480,8 @@ out:
 
 /* Validate and collect the Tags of a PutParameter or AddTagsToResource
  * request into @p r (sorted by key, later duplicates replacing earlier). */
-static int tags_merge(struct ctx *c, const msgpack_object_array *tags,
+static int tags_merge(struct ctx *c,
+                      const msgpack_object_array *tags,
                       struct rec *r)
 {
     unsigned limit = c->s->opts.limits.tags;
@@ -473,8 +492,9 @@ static int tags_merge(struct ctx *c, const msgpack_object_array *tags,
         unsigned pos;
 
         if (t->type != MSGPACK_OBJECT_MAP) {
-            return validation(c, "Each tag must be an object with Key and "
-                                 "Value.");
+            return validation(c,
+                              "Each tag must be an object with Key and "
+                              "Value.");
         }
         a = mp_get_str(t, "Key", &k, c->err);
         b = mp_get_str(t, "Value", &v, c->err);
@@ -555,8 +575,8 @@ struct put_req
 
 static int put_read(struct ctx *c, struct put_req *p)
 {
-    static const char *const types[] = {"String", "StringList",
-                                        "SecureString", NULL};
+    static const char *const types[] = {"String", "StringList", "SecureString",
+                                        NULL};
     static const char *const tiers[] = {TIER_STANDARD, TIER_ADVANCED,
                                         TIER_INTELLIGENT, NULL};
     static const char *const data_types[] = {"text", "aws:ec2:image",
@@ -582,19 +602,22 @@ static int put_read(struct ctx *c, struct put_req *p)
         p->tags = NULL;
     }
     if (p->raw_name.p == NULL) {
-        return validation(c, "1 validation error detected: Value null at "
-                             "'name' failed to satisfy constraint: Member "
-                             "must not be null");
+        return validation(c,
+                          "1 validation error detected: Value null at "
+                          "'name' failed to satisfy constraint: Member "
+                          "must not be null");
     }
     if (p->value.p == NULL) {
-        return validation(c, "1 validation error detected: Value null at "
-                             "'value' failed to satisfy constraint: Member "
-                             "must not be null");
+        return validation(c,
+                          "1 validation error detected: Value null at "
+                          "'value' failed to satisfy constraint: Member "
+                          "must not be null");
     }
     if (p->value.n == 0) {
-        return validation(c, "1 validation error detected: Value '' at "
-                             "'value' failed to satisfy constraint: Member "
-                             "must have length greater than or equal to 1.");
+        return validation(c,
+                          "1 validation error detected: Value '' at "
+                          "'value' failed to satisfy constraint: Member "
+                          "must have length greater than or equal to 1.");
     }
     if (p->type.p != NULL && !one_of(p->type, types)) {
         return validation(c,
@@ -620,16 +643,18 @@ static int put_read(struct ctx *c, struct put_req *p)
     }
     if (p->description.p != NULL &&
         names_utf8_chars(p->description.p, p->description.n) > 1024) {
-        return validation(c, "1 validation error detected: Value at "
-                             "'description' failed to satisfy constraint: "
-                             "Member must have length less than or equal to "
-                             "1024");
+        return validation(c,
+                          "1 validation error detected: Value at "
+                          "'description' failed to satisfy constraint: "
+                          "Member must have length less than or equal to "
+                          "1024");
     }
     if (p->pattern.p != NULL && p->pattern.n > 1024) {
-        return validation(c, "1 validation error detected: Value at "
-                             "'allowedPattern' failed to satisfy constraint: "
-                             "Member must have length less than or equal to "
-                             "1024");
+        return validation(c,
+                          "1 validation error detected: Value at "
+                          "'allowedPattern' failed to satisfy constraint: "
+                          "Member must have length less than or equal to "
+                          "1024");
     }
     if (p->key_id.p != NULL) {
         bool ok = p->key_id.n >= 1 && p->key_id.n <= 256;
@@ -650,30 +675,32 @@ static int put_read(struct ctx *c, struct put_req *p)
         }
     }
     if (p->tags != NULL && p->overwrite) {
-        return validation(c, "Invalid request: tags and overwrite can't be "
-                             "used together. To create a parameter with "
-                             "tags, please remove overwrite flag. To update "
-                             "tags for an existing parameter, please use "
-                             "AddTagsToResource or RemoveTagsFromResource.");
+        return validation(c,
+                          "Invalid request: tags and overwrite can't be "
+                          "used together. To create a parameter with "
+                          "tags, please remove overwrite flag. To update "
+                          "tags for an existing parameter, please use "
+                          "AddTagsToResource or RemoveTagsFromResource.");
     }
     return 0;
 }
 
 /* Value checks that depend on the final type. */
-static int put_check_value(struct ctx *c, struct put_req *p,
-                           struct mp_str type)
+static int put_check_value(struct ctx *c, struct put_req *p, struct mp_str type)
 {
     if (mp_str_eqn(type, "SecureString")) {
         /* Sealed by the service layer: plaintext must never reach the log
          * or the store, so a text value here is refused. */
         if (!p->value_bin) {
-            return validation(c, "A SecureString value must arrive sealed "
-                                 "(binary); plaintext is not accepted by the "
-                                 "state machine.");
+            return validation(c,
+                              "A SecureString value must arrive sealed "
+                              "(binary); plaintext is not accepted by the "
+                              "state machine.");
         }
         if (p->value_chars == 0) {
-            return validation(c, "A sealed SecureString value must carry "
-                                 "ValueLength, the plaintext length.");
+            return validation(c,
+                              "A sealed SecureString value must carry "
+                              "ValueLength, the plaintext length.");
         }
         return 0;
     }
@@ -688,8 +715,9 @@ static int put_check_value(struct ctx *c, struct put_req *p,
     p->value_chars = (uint64_t)chars;
     if (memmem(p->value.p, p->value.n, "{{", 2) != NULL &&
         memmem(p->value.p, p->value.n, "}}", 2) != NULL) {
-        return validation(c, "Parameter value can't nest another parameter. "
-                             "Do not use \"{{}}\" in the value.");
+        return validation(c,
+                          "Parameter value can't nest another parameter. "
+                          "Do not use \"{{}}\" in the value.");
     }
     return 0;
 }
@@ -762,21 +790,21 @@ static int op_put(struct ctx *c)
         goto out;
     }
     if (!old->found && p.type.p == NULL) {
-        rv = validation(c, "A parameter type is required when you create a "
-                           "parameter.");
+        rv = validation(c,
+                        "A parameter type is required when you create a "
+                        "parameter.");
         goto out;
     }
     type = p.type.p != NULL ? p.type : old->rec.type;
     if (old->found && !str_eq(type, old->rec.type) &&
         (mp_str_eqn(type, "SecureString") ||
          mp_str_eqn(old->rec.type, "SecureString"))) {
-        rv = cairn_error_set(c->err, CAIRN_FAILED_PRECONDITION,
-                             "HierarchyTypeMismatchException",
-                             "The parameter type can't be changed from "
-                             "%.*s to %.*s. Delete the parameter and create "
-                             "it again with the new type.",
-                             (int)old->rec.type.n, old->rec.type.p,
-                             (int)type.n, type.p);
+        rv = cairn_error_set(
+            c->err, CAIRN_FAILED_PRECONDITION, "HierarchyTypeMismatchException",
+            "The parameter type can't be changed from "
+            "%.*s to %.*s. Delete the parameter and create "
+            "it again with the new type.",
+            (int)old->rec.type.n, old->rec.type.p, (int)type.n, type.p);
         goto out;
     }
     rv = put_check_value(c, &p, type);
@@ -788,27 +816,29 @@ static int op_put(struct ctx *c)
     nr->type = type;
     nr->value = p.value;
     nr->value_bin = p.value_bin;
-    nr->description = p.description.p != NULL ? p.description
-                                               : old->rec.description;
-    nr->allowed_pattern = p.pattern.p != NULL ? p.pattern
-                                               : old->rec.allowed_pattern;
+    nr->description =
+        p.description.p != NULL ? p.description : old->rec.description;
+    nr->allowed_pattern =
+        p.pattern.p != NULL ? p.pattern : old->rec.allowed_pattern;
     nr->data_type = p.data_type.p != NULL ? p.data_type
                     : old->found && old->rec.data_type.p != NULL
                         ? old->rec.data_type
                         : cstr("text");
     if (mp_str_eqn(type, "SecureString")) {
-        nr->key_id = p.key_id.p != NULL        ? p.key_id
+        nr->key_id = p.key_id.p != NULL          ? p.key_id
                      : old->rec.key_id.p != NULL ? old->rec.key_id
                                                  : cstr(DEFAULT_KEY_ID);
     } else if (p.key_id.p != NULL) {
-        rv = validation(c, "KeyId can be used only with a parameter of type "
-                           "SecureString.");
+        rv = validation(c,
+                        "KeyId can be used only with a parameter of type "
+                        "SecureString.");
         goto out;
     }
     if (mp_str_eqn(nr->data_type, "aws:ec2:image")) {
         if (!mp_str_eqn(type, "String")) {
-            rv = validation(c, "The aws:ec2:image data type can be used only "
-                               "with a parameter of type String.");
+            rv = validation(c,
+                            "The aws:ec2:image data type can be used only "
+                            "with a parameter of type String.");
             goto out;
         }
         if (!is_ami_id(p.value)) {
@@ -856,10 +886,9 @@ static int op_put(struct ctx *c)
                     : mp_str_eqn(p.tier, TIER_ADVANCED) ? TIER_ADVANCED
                                                         : TIER_INTELLIGENT;
     } else if (!old->found || strcmp(deftier, TIER_INTELLIGENT) == 0) {
-        want_tier = strcmp(deftier, TIER_ADVANCED) == 0 ? TIER_ADVANCED
-                    : strcmp(deftier, TIER_INTELLIGENT) == 0
-                        ? TIER_INTELLIGENT
-                        : TIER_STANDARD;
+        want_tier = strcmp(deftier, TIER_ADVANCED) == 0      ? TIER_ADVANCED
+                    : strcmp(deftier, TIER_INTELLIGENT) == 0 ? TIER_INTELLIGENT
+                                                             : TIER_STANDARD;
     } else {
         want_tier = mp_str_eqn(old->rec.tier, TIER_ADVANCED) ? TIER_ADVANCED
                                                              : TIER_STANDARD;
@@ -874,12 +903,13 @@ static int op_put(struct ctx *c)
         tier = cstr(want_tier);
     }
     if (was_adv && mp_str_eqn(tier, TIER_STANDARD)) {
-        rv = validation(c, "This parameter uses the advanced-parameter tier. "
-                           "You can't downgrade a parameter from the "
-                           "advanced-parameter tier to the "
-                           "standard-parameter tier. If necessary, you can "
-                           "delete the advanced parameter and recreate it as "
-                           "a standard parameter.");
+        rv = validation(c,
+                        "This parameter uses the advanced-parameter tier. "
+                        "You can't downgrade a parameter from the "
+                        "advanced-parameter tier to the "
+                        "standard-parameter tier. If necessary, you can "
+                        "delete the advanced parameter and recreate it as "
+                        "a standard parameter.");
         goto out;
     }
     if (mp_str_eqn(tier, TIER_STANDARD)) {
@@ -896,10 +926,11 @@ static int op_put(struct ctx *c)
             goto out;
         }
         if (nr->n_policies > 0) {
-            rv = validation(c, "Parameter policies are supported only for "
-                               "advanced-tier parameters. Use the Advanced "
-                               "or Intelligent-Tiering tier to attach "
-                               "policies.");
+            rv = validation(c,
+                            "Parameter policies are supported only for "
+                            "advanced-tier parameters. Use the Advanced "
+                            "or Intelligent-Tiering tier to attach "
+                            "policies.");
             goto out;
         }
     } else if (p.value_chars > lim->advanced_value) {
@@ -916,15 +947,14 @@ static int op_put(struct ctx *c)
     bool now_adv = mp_str_eqn(tier, TIER_ADVANCED);
     if ((!old->found && !now_adv && n_std >= lim->standard_params) ||
         (now_adv && !was_adv && n_adv >= lim->advanced_params)) {
-        rv = cairn_error_set(c->err, CAIRN_RESOURCE_EXHAUSTED,
-                             "ParameterLimitExceeded",
-                             "You have exceeded the number of %s parameters "
-                             "allowed (%llu). Delete unnecessary parameters "
-                             "and try again.",
-                             now_adv ? "advanced" : "standard",
-                             (unsigned long long)(now_adv
-                                                      ? lim->advanced_params
-                                                      : lim->standard_params));
+        rv = cairn_error_set(
+            c->err, CAIRN_RESOURCE_EXHAUSTED, "ParameterLimitExceeded",
+            "You have exceeded the number of %s parameters "
+            "allowed (%llu). Delete unnecessary parameters "
+            "and try again.",
+            now_adv ? "advanced" : "standard",
+            (unsigned long long)(now_adv ? lim->advanced_params
+                                         : lim->standard_params));
         goto out;
     }
 
@@ -1057,8 +1087,7 @@ static int delete_loaded(struct ctx *c, struct loaded *l)
         rv = set_meta_u64(c, counter, n > 0 ? n - 1 : 0);
     }
     if (rv == 0) {
-        rv = feed_append(c, "Delete", l->rec.name, l->rec.type,
-                         l->rec.version);
+        rv = feed_append(c, "Delete", l->rec.name, l->rec.type, l->rec.version);
     }
     return rv;
 }
@@ -1091,7 +1120,9 @@ static int op_delete(struct ctx *c)
     return rv;
 }
 
-static int names_array(struct ctx *c, const char *field, const char *wire,
+static int names_array(struct ctx *c,
+                       const char *field,
+                       const char *wire,
                        const msgpack_object_array **arr)
 {
     int r = mp_get_array(c->req, field, arr, c->err);
@@ -1111,9 +1142,8 @@ static int names_array(struct ctx *c, const char *field, const char *wire,
                           "to satisfy constraint: Member must have length "
                           "%s",
                           wire,
-                          (*arr)->size < 1
-                              ? "greater than or equal to 1"
-                              : "less than or equal to 10");
+                          (*arr)->size < 1 ? "greater than or equal to 1"
+                                           : "less than or equal to 10");
     }
     for (uint32_t i = 0; i < (*arr)->size; i++) {
         if ((*arr)->ptr[i].type != MSGPACK_OBJECT_STR) {
@@ -1238,7 +1268,9 @@ static void remove_label(struct rec *r, unsigned at)
     r->n_labels--;
 }
 
-static int label_version_of(struct ctx *c, uint64_t id, struct mp_str label,
+static int label_version_of(struct ctx *c,
+                            uint64_t id,
+                            struct mp_str label,
                             uint64_t *version)
 {
     uint8_t key[8 + NAMES_LABEL_MAX];
@@ -1263,8 +1295,10 @@ static int label_version_of(struct ctx *c, uint64_t id, struct mp_str label,
 }
 
 /* Resolve Name and ParameterVersion of a label request. */
-static int label_target(struct ctx *c, bool version_required,
-                        struct loaded *param, struct loaded *target,
+static int label_target(struct ctx *c,
+                        bool version_required,
+                        struct loaded *param,
+                        struct loaded *target,
                         struct mp_str *raw)
 {
     struct names_name nm;
@@ -1280,9 +1314,10 @@ static int label_target(struct ctx *c, bool version_required,
         return c->err->code;
     }
     if (has_version == 0 && version_required) {
-        return validation(c, "1 validation error detected: Value 'null' at "
-                             "'parameterVersion' failed to satisfy "
-                             "constraint: Member must not be null");
+        return validation(c,
+                          "1 validation error detected: Value 'null' at "
+                          "'parameterVersion' failed to satisfy "
+                          "constraint: Member must not be null");
     }
     rv = load_param(c, &nm, param);
     if (rv != 0) {
@@ -1402,8 +1437,8 @@ static int op_label(struct ctx *c)
         }
         target->rec.labels[target->rec.n_labels++] = valid[j];
     }
-    rv = put_rec(c, c->s->versions, target->key, target->key_len,
-                 &target->rec, REC_VERSION);
+    rv = put_rec(c, c->s->versions, target->key, target->key_len, &target->rec,
+                 REC_VERSION);
     if (rv == 0) {
         rv = feed_append(c, "LabelParameterVersion", param->rec.name,
                          target->rec.type, version);
@@ -1458,8 +1493,8 @@ static int op_unlabel(struct ctx *c)
             continue;
         }
         remove_label(&target->rec, at);
-        rv = del(c, c->s->labels, key,
-                 keys_label(param->rec.id, l.p, l.n, key));
+        rv =
+            del(c, c->s->labels, key, keys_label(param->rec.id, l.p, l.n, key));
         if (rv != 0) {
             goto out;
         }
@@ -1515,9 +1550,10 @@ static int tag_resource(struct ctx *c, struct loaded *l)
         return c->err->code;
     }
     if (a == 0 || b == 0) {
-        return validation(c, "1 validation error detected: Value null at "
-                             "'%s' failed to satisfy constraint: Member must "
-                             "not be null",
+        return validation(c,
+                          "1 validation error detected: Value null at "
+                          "'%s' failed to satisfy constraint: Member must "
+                          "not be null",
                           a == 0 ? "resourceType" : "resourceId");
     }
     if (!mp_str_eqn(rtype, "Parameter")) {
@@ -1552,9 +1588,10 @@ static int op_add_tags(struct ctx *c)
         goto out;
     }
     if (r == 0 || tags->size == 0) {
-        rv = validation(c, "1 validation error detected: Value at 'tags' "
-                           "failed to satisfy constraint: Member must have "
-                           "length greater than or equal to 1");
+        rv = validation(c,
+                        "1 validation error detected: Value at 'tags' "
+                        "failed to satisfy constraint: Member must have "
+                        "length greater than or equal to 1");
         goto out;
     }
     rv = tag_resource(c, l);
@@ -1588,9 +1625,10 @@ static int op_remove_tags(struct ctx *c)
         goto out;
     }
     if (r == 0) {
-        rv = validation(c, "1 validation error detected: Value null at "
-                           "'tagKeys' failed to satisfy constraint: Member "
-                           "must not be null");
+        rv = validation(c,
+                        "1 validation error detected: Value null at "
+                        "'tagKeys' failed to satisfy constraint: Member "
+                        "must not be null");
         goto out;
     }
     for (uint32_t i = 0; i < keys->size; i++) {
@@ -1646,9 +1684,10 @@ static int setting_id(struct ctx *c, struct mp_str *id)
         return c->err->code;
     }
     if (r == 0) {
-        return validation(c, "1 validation error detected: Value null at "
-                             "'settingId' failed to satisfy constraint: "
-                             "Member must not be null");
+        return validation(c,
+                          "1 validation error detected: Value null at "
+                          "'settingId' failed to satisfy constraint: "
+                          "Member must not be null");
     }
     if (!is_default_tier_setting(*id)) {
         return cairn_error_set(c->err, CAIRN_NOT_FOUND,
@@ -1763,7 +1802,9 @@ static int op_init(struct ctx *c)
  */
 #define SESSION_ID_MAX 128
 
-static int session_check(struct ctx *c, struct mp_str cid, uint64_t seq,
+static int session_check(struct ctx *c,
+                         struct mp_str cid,
+                         uint64_t seq,
                          bool *replayed)
 {
     struct buf copy;
@@ -1777,8 +1818,9 @@ static int session_check(struct ctx *c, struct mp_str cid, uint64_t seq,
 
     *replayed = false;
     if (cid.n == 0 || cid.n > SESSION_ID_MAX || seq == 0) {
-        return validation(c, "A client session id must have 1 to %d bytes "
-                             "and a sequence number from 1.",
+        return validation(c,
+                          "A client session id must have 1 to %d bytes "
+                          "and a sequence number from 1.",
                           SESSION_ID_MAX);
     }
     buf_init(&copy);
@@ -1804,8 +1846,7 @@ static int session_check(struct ctx *c, struct mp_str cid, uint64_t seq,
                              "Request %llu of this client session was "
                              "already applied (the session is at %llu); its "
                              "outcome is no longer kept.",
-                             (unsigned long long)seq,
-                             (unsigned long long)last);
+                             (unsigned long long)seq, (unsigned long long)last);
     } else if (seq == last) {
         *replayed = true;
         if (code != 0) {
@@ -1902,8 +1943,7 @@ static int run(struct ctx *c, const void *cmd, size_t len)
     c->req = mp_map_get(&doc.root, "req");
     if (op.p == NULL) {
         rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT,
-                             "SerializationException",
-                             "a command needs an op");
+                             "SerializationException", "a command needs an op");
         goto out;
     }
     if (c->req == NULL || c->req->type != MSGPACK_OBJECT_MAP) {
@@ -1924,9 +1964,9 @@ static int run(struct ctx *c, const void *cmd, size_t len)
             goto out;
         }
     }
-    rv = cairn_error_set(c->err, CAIRN_UNIMPLEMENTED, "UnknownOperationException",
-                         "unknown command %.*s", (int)(op.n > 64 ? 64 : op.n),
-                         op.p);
+    rv = cairn_error_set(c->err, CAIRN_UNIMPLEMENTED,
+                         "UnknownOperationException", "unknown command %.*s",
+                         (int)(op.n > 64 ? 64 : op.n), op.p);
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         if (mp_str_eqn(op, ops[i].name)) {
             cairn_error_clear(c->err);
@@ -1980,7 +2020,10 @@ void sm_batch_abort(struct store *s)
     }
 }
 
-int sm_apply(struct store *s, uint64_t index, const void *cmd, size_t len,
+int sm_apply(struct store *s,
+             uint64_t index,
+             const void *cmd,
+             size_t len,
              const struct sm_outcome **outcome)
 {
     struct sm_outcome *o = &s->outcome;

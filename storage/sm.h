@@ -33,8 +33,8 @@ struct sm_outcome
     const uint8_t *body;    /* msgpack response body (AWS output shape);
                                NULL on error */
     size_t body_len;
-    bool skipped;           /* the index was already applied: no-op */
-    uint64_t revision;      /* newest change-feed revision after apply */
+    bool skipped;      /* the index was already applied: no-op */
+    uint64_t revision; /* newest change-feed revision after apply */
 };
 
 /**
@@ -51,7 +51,10 @@ struct sm_outcome
  * this command was written and the caller may retry; with a batch open the
  * whole batch is aborted.
  */
-int sm_apply(struct store *s, uint64_t index, const void *cmd, size_t len,
+int sm_apply(struct store *s,
+             uint64_t index,
+             const void *cmd,
+             size_t len,
              const struct sm_outcome **outcome);
 
 /**

@@ -76,8 +76,11 @@ int store_status_from_mdb(int rc, struct cairn_error *err, const char *what)
                            what, mdb_strerror(rc));
 }
 
-int store_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
-                       uint64_t def, uint64_t *v)
+int store_meta_get_u64(MDB_txn *txn,
+                       MDB_dbi dbi,
+                       const char *key,
+                       uint64_t def,
+                       uint64_t *v)
 {
     MDB_val k = {strlen(key), (void *)key};
     MDB_val d;
@@ -96,8 +99,7 @@ int store_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
     return 0;
 }
 
-int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
-                       uint64_t v)
+int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
 {
     uint8_t b[8];
     MDB_val k = {strlen(key), (void *)key};
@@ -109,9 +111,9 @@ int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
 static int open_dbis(struct store *s, MDB_txn *txn, unsigned flags)
 {
     static const char *const names[] = {"params", "versions", "labels",
-                                        "feed", "meta", "sessions"};
-    MDB_dbi *slots[] = {&s->params, &s->versions, &s->labels, &s->feed,
-                        &s->meta, &s->sessions};
+                                        "feed",   "meta",     "sessions"};
+    MDB_dbi *slots[] = {&s->params, &s->versions, &s->labels,
+                        &s->feed,   &s->meta,     &s->sessions};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, slots[i]);
         if (rc != 0) {
@@ -215,8 +217,10 @@ static int check_limits(const struct store_limits *l, struct cairn_error *err)
     return 0;
 }
 
-int store_open(const char *dir, const struct store_options *opts,
-               struct store **out, struct cairn_error *err)
+int store_open(const char *dir,
+               const struct store_options *opts,
+               struct store **out,
+               struct cairn_error *err)
 {
     struct store *s;
     char *lock_path = NULL;
@@ -246,11 +250,11 @@ int store_open(const char *dir, const struct store_options *opts,
         goto err_after_alloc;
     }
     s->dir = strdup(dir);
-    s->arn_partition = strdup(s->opts.arn.partition ? s->opts.arn.partition
-                                                     : "aws");
+    s->arn_partition =
+        strdup(s->opts.arn.partition ? s->opts.arn.partition : "aws");
     s->arn_region = strdup(s->opts.arn.region ? s->opts.arn.region : "local");
-    s->arn_account = strdup(s->opts.arn.account ? s->opts.arn.account
-                                                 : "000000000000");
+    s->arn_account =
+        strdup(s->opts.arn.account ? s->opts.arn.account : "000000000000");
     if (s->dir == NULL || s->arn_partition == NULL || s->arn_region == NULL ||
         s->arn_account == NULL ||
         asprintf(&lock_path, "%s/cairn.lock", dir) < 0) {
@@ -356,7 +360,9 @@ void store_read_end(struct store *s)
     }
 }
 
-int store_token_key(struct store *s, MDB_txn *txn, uint8_t key[TOKEN_KEY_LEN],
+int store_token_key(struct store *s,
+                    MDB_txn *txn,
+                    uint8_t key[TOKEN_KEY_LEN],
                     struct cairn_error *err)
 {
     MDB_val k = {strlen(META_TOKEN_KEY), (void *)META_TOKEN_KEY};
@@ -378,7 +384,9 @@ int store_token_key(struct store *s, MDB_txn *txn, uint8_t key[TOKEN_KEY_LEN],
     return 0;
 }
 
-static int read_meta_u64(struct store *s, const char *key, uint64_t *v,
+static int read_meta_u64(struct store *s,
+                         const char *key,
+                         uint64_t *v,
                          struct cairn_error *err)
 {
     MDB_txn *txn;
@@ -392,7 +400,8 @@ static int read_meta_u64(struct store *s, const char *key, uint64_t *v,
     return store_status_from_mdb(rc, err, key);
 }
 
-int store_applied_index(struct store *s, uint64_t *index,
+int store_applied_index(struct store *s,
+                        uint64_t *index,
                         struct cairn_error *err)
 {
     return read_meta_u64(s, META_APPLIED, index, err);
@@ -482,7 +491,8 @@ fail:
 
 /* Open the snapshot file read-only and read its applied index, proving it
  * is a Cairn store of our format. */
-static int probe_snapshot(const char *path, uint64_t *index,
+static int probe_snapshot(const char *path,
+                          uint64_t *index,
                           struct cairn_error *err)
 {
     MDB_env *env = NULL;
@@ -524,8 +534,12 @@ static int probe_snapshot(const char *path, uint64_t *index,
     return 0;
 }
 
-int store_restore(struct store *s, int fd, bool skip_if_older, bool *restored,
-                  uint64_t *snapshot_index, struct cairn_error *err)
+int store_restore(struct store *s,
+                  int fd,
+                  bool skip_if_older,
+                  bool *restored,
+                  uint64_t *snapshot_index,
+                  struct cairn_error *err)
 {
     char *tmp = NULL;
     char *data = NULL;
@@ -668,10 +682,12 @@ int rec_encode(const struct rec *r, int kind, struct buf *out)
 
 /* Compare a map key with a string literal; the length is known at compile
  * time, which keeps record decoding off strlen. */
-#define key_is(k, lit)                                                        \
+#define key_is(k, lit) \
     ((k).n == sizeof(lit) - 1 && memcmp((k).p, (lit), sizeof(lit) - 1) == 0)
 
-static int rd_str_array(struct mp_rd *rd, struct mp_str *out, unsigned max,
+static int rd_str_array(struct mp_rd *rd,
+                        struct mp_str *out,
+                        unsigned max,
                         unsigned *count)
 {
     uint32_t n;
@@ -688,8 +704,12 @@ static int rd_str_array(struct mp_rd *rd, struct mp_str *out, unsigned max,
 }
 
 /* Arrays of [a, b] string pairs (policies, tags). */
-static int rd_pairs(struct mp_rd *rd, struct mp_str *a, struct mp_str *b,
-                    size_t stride, unsigned max, unsigned *count)
+static int rd_pairs(struct mp_rd *rd,
+                    struct mp_str *a,
+                    struct mp_str *b,
+                    size_t stride,
+                    unsigned max,
+                    unsigned *count)
 {
     uint32_t n, two;
     if (mp_rd_array(rd, &n) != 0 || n > max) {
@@ -707,7 +727,10 @@ static int rd_pairs(struct mp_rd *rd, struct mp_str *a, struct mp_str *b,
     return 0;
 }
 
-int rec_decode(const void *p, size_t n, struct rec *r, unsigned max_fields,
+int rec_decode(const void *p,
+               size_t n,
+               struct rec *r,
+               unsigned max_fields,
                struct cairn_error *err)
 {
     struct mp_rd rd;

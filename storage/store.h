@@ -14,25 +14,25 @@
  * values: they decide deterministic outcomes. Defaults follow AWS. */
 struct store_limits
 {
-    uint64_t standard_params;  /* 10,000 */
-    uint64_t advanced_params;  /* 100,000 */
-    uint32_t standard_value;   /* 4096 characters */
-    uint32_t advanced_value;   /* 8192 characters */
-    uint32_t versions;         /* 100 versions kept per parameter */
+    uint64_t standard_params;    /* 10,000 */
+    uint64_t advanced_params;    /* 100,000 */
+    uint32_t standard_value;     /* 4096 characters */
+    uint32_t advanced_value;     /* 8192 characters */
+    uint32_t versions;           /* 100 versions kept per parameter */
     uint32_t labels_per_version; /* 10 */
-    uint32_t tags;             /* 50 tags per resource */
-    uint64_t feed_retain;      /* change-feed rows kept: 1,000,000 */
-    uint32_t scan_budget;      /* keys examined per page before a short
-                                  page is returned: 2,000 */
+    uint32_t tags;               /* 50 tags per resource */
+    uint64_t feed_retain;        /* change-feed rows kept: 1,000,000 */
+    uint32_t scan_budget;        /* keys examined per page before a short
+                                    page is returned: 2,000 */
 };
 
 struct store_options
 {
-    size_t map_size;       /* LMDB map size in bytes (address space): 8 GiB */
-    bool no_sync;          /* MDB_NOSYNC: the Raft log is the durable record */
-    unsigned max_readers;  /* LMDB reader slots: 256 */
+    size_t map_size;      /* LMDB map size in bytes (address space): 8 GiB */
+    bool no_sync;         /* MDB_NOSYNC: the Raft log is the durable record */
+    unsigned max_readers; /* LMDB reader slots: 256 */
     struct store_limits limits;
-    struct names_arn arn;  /* namespace of ARNs in and out */
+    struct names_arn arn; /* namespace of ARNs in and out */
 };
 
 struct store;
@@ -47,8 +47,10 @@ void store_options_default(struct store_options *opts);
  * directory), FAILED_PRECONDITION (already open in this process),
  * DATA_LOSS (corrupt file), RESOURCE_EXHAUSTED, INTERNAL.
  */
-int store_open(const char *dir, const struct store_options *opts,
-               struct store **out, struct cairn_error *err);
+int store_open(const char *dir,
+               const struct store_options *opts,
+               struct store **out,
+               struct cairn_error *err);
 
 /** Close the store (an open batch is aborted). NULL is allowed. */
 void store_close(struct store *s);
@@ -57,7 +59,8 @@ void store_close(struct store *s);
 const struct store_options *store_get_options(const struct store *s);
 
 /** The highest Raft index applied (0 for a new store). */
-int store_applied_index(struct store *s, uint64_t *index,
+int store_applied_index(struct store *s,
+                        uint64_t *index,
                         struct cairn_error *err);
 
 /** The newest change-feed revision (0 when nothing has changed). */
@@ -80,8 +83,12 @@ int store_snapshot_write(struct store *s, int fd, struct cairn_error *err);
  * *restored is false. Errors: INVALID_ARGUMENT (not a Cairn store),
  * FAILED_PRECONDITION (batch open), INTERNAL (I/O).
  */
-int store_restore(struct store *s, int fd, bool skip_if_older, bool *restored,
-                  uint64_t *snapshot_index, struct cairn_error *err);
+int store_restore(struct store *s,
+                  int fd,
+                  bool skip_if_older,
+                  bool *restored,
+                  uint64_t *snapshot_index,
+                  struct cairn_error *err);
 
 /** Bytes used by the store's data file (last page used x page size). */
 int store_size(struct store *s, uint64_t *bytes, struct cairn_error *err);

@@ -52,10 +52,12 @@ struct store
 #define META_DEFAULT_TIER "setting_default_tier" /* msgpack record */
 
 /* 0 (absent reads as @p def), or an LMDB error code. */
-int store_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
-                       uint64_t def, uint64_t *v);
-int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
-                       uint64_t v);
+int store_meta_get_u64(MDB_txn *txn,
+                       MDB_dbi dbi,
+                       const char *key,
+                       uint64_t def,
+                       uint64_t *v);
+int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
 
 /** Map an LMDB error code to a status, with context in @p err. */
 int store_status_from_mdb(int rc, struct cairn_error *err, const char *what);
@@ -66,7 +68,9 @@ void store_read_end(struct store *s);
 
 /** The token key: replicated (meta) if Init ran, else the local one.
  * 0, or INTERNAL if no random bytes could be had. */
-int store_token_key(struct store *s, MDB_txn *txn, uint8_t key[TOKEN_KEY_LEN],
+int store_token_key(struct store *s,
+                    MDB_txn *txn,
+                    uint8_t key[TOKEN_KEY_LEN],
                     struct cairn_error *err);
 
 /* A policy as stored: its JSON text and type name. */
@@ -118,13 +122,17 @@ struct rec
 int rec_encode(const struct rec *r, int kind, struct buf *out);
 
 /* Leading fields that the hot reads need (see rec_encode's order). */
-#define REC_PARAM_HEAD 3   /* Name, Id, Version */
-#define REC_VERSION_HEAD 5 /* Version, LastModifiedDate, Type, Value, DataType */
+#define REC_PARAM_HEAD 3 /* Name, Id, Version */
+#define REC_VERSION_HEAD \
+    5 /* Version, LastModifiedDate, Type, Value, DataType */
 
 /** Decode a record in place: strings point into @p p, which must outlive
  * @p r. With @p max_fields > 0 only that many leading fields are read.
  * 0, or DATA_LOSS if the record is malformed. */
-int rec_decode(const void *p, size_t n, struct rec *r, unsigned max_fields,
+int rec_decode(const void *p,
+               size_t n,
+               struct rec *r,
+               unsigned max_fields,
                struct cairn_error *err);
 
 #endif

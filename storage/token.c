@@ -21,7 +21,9 @@ uint64_t token_hash(const void *p, size_t n)
     return be64_get(d);
 }
 
-static void mac(const uint8_t key[TOKEN_KEY_LEN], const uint8_t *p, size_t n,
+static void mac(const uint8_t key[TOKEN_KEY_LEN],
+                const uint8_t *p,
+                size_t n,
                 uint8_t out[TOKEN_MAC])
 {
     uint8_t full[EVP_MAX_MD_SIZE];
@@ -30,8 +32,11 @@ static void mac(const uint8_t key[TOKEN_KEY_LEN], const uint8_t *p, size_t n,
     memcpy(out, full, TOKEN_MAC);
 }
 
-int token_encode(const uint8_t key[TOKEN_KEY_LEN], uint8_t kind,
-                 uint64_t query_hash, const void *pos, size_t pos_len,
+int token_encode(const uint8_t key[TOKEN_KEY_LEN],
+                 uint8_t kind,
+                 uint64_t query_hash,
+                 const void *pos,
+                 size_t pos_len,
                  struct buf *out)
 {
     uint8_t raw[TOKEN_HEADER + TOKEN_POS_MAX + TOKEN_MAC];
@@ -95,9 +100,14 @@ static int invalid(struct cairn_error *err)
                            "The specified token is not valid.");
 }
 
-int token_decode(const uint8_t key[TOKEN_KEY_LEN], uint8_t kind,
-                 uint64_t query_hash, const char *tok, size_t n, uint8_t *pos,
-                 size_t *pos_len, struct cairn_error *err)
+int token_decode(const uint8_t key[TOKEN_KEY_LEN],
+                 uint8_t kind,
+                 uint64_t query_hash,
+                 const char *tok,
+                 size_t n,
+                 uint8_t *pos,
+                 size_t *pos_len,
+                 struct cairn_error *err)
 {
     uint8_t raw[TOKEN_HEADER + TOKEN_POS_MAX + TOKEN_MAC];
     uint8_t want[TOKEN_MAC];

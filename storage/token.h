@@ -19,17 +19,25 @@
  * exactly once, whatever is added or removed between pages. */
 
 /** Append the base64url token to @p out (no NUL counted). */
-int token_encode(const uint8_t key[TOKEN_KEY_LEN], uint8_t kind,
-                 uint64_t query_hash, const void *pos, size_t pos_len,
+int token_encode(const uint8_t key[TOKEN_KEY_LEN],
+                 uint8_t kind,
+                 uint64_t query_hash,
+                 const void *pos,
+                 size_t pos_len,
                  struct buf *out);
 
 /**
  * Check and open token @p tok. On success @p pos (TOKEN_POS_MAX bytes)
  * holds the position. Errors: InvalidNextToken (INVALID_ARGUMENT).
  */
-int token_decode(const uint8_t key[TOKEN_KEY_LEN], uint8_t kind,
-                 uint64_t query_hash, const char *tok, size_t n, uint8_t *pos,
-                 size_t *pos_len, struct cairn_error *err);
+int token_decode(const uint8_t key[TOKEN_KEY_LEN],
+                 uint8_t kind,
+                 uint64_t query_hash,
+                 const char *tok,
+                 size_t n,
+                 uint8_t *pos,
+                 size_t *pos_len,
+                 struct cairn_error *err);
 
 /** A 64-bit hash of @p n bytes (SHA-256 prefix), for query fingerprints. */
 uint64_t token_hash(const void *p, size_t n);

@@ -88,8 +88,7 @@ void fuzz_finish(void)
     CHECK(applied == next_index - 1);
     buf_reset(&out);
     CHECK(query_run(store, "GetParametersByPath",
-                    "\x82\xa4Path\xa1/\xa9Recursive\xc3", 19, &out,
-                    &err) == 0);
+                    "\x82\xa4Path\xa1/\xa9Recursive\xc3", 19, &out, &err) == 0);
     CHECK(out.len > 0);
     fprintf(stderr, "fuzz_sm: store reopened at index %llu and answers\n",
             (unsigned long long)applied);

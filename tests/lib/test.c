@@ -25,7 +25,9 @@ char *test_mkdtemp(void)
     return path;
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag,
+static int rm_one(const char *p,
+                  const struct stat *st,
+                  int flag,
                   struct FTW *ftw)
 {
     (void)st;

@@ -102,8 +102,7 @@ static void pack_everything(msgpack_packer *pk)
     mp_pack_cstr(pk, "ext");
     msgpack_pack_ext(pk, 4, 1);
     msgpack_pack_ext_body(pk, "abcd", 4);
-    mp_pack_kv_str(pk, "long", "0123456789012345678901234567890123456789",
-                   40);
+    mp_pack_kv_str(pk, "long", "0123456789012345678901234567890123456789", 40);
 }
 
 /* @p depth nested one-element arrays around the integer 1. */
@@ -121,7 +120,8 @@ static void pack_nested(struct buf *b, int depth)
  *
  *****************************************************************************/
 
-static void assert_serialization(const struct cairn_error *err, int rv,
+static void assert_serialization(const struct cairn_error *err,
+                                 int rv,
                                  const char *msg)
 {
     assert_int_equal(rv, CAIRN_INVALID_ARGUMENT);
@@ -231,28 +231,37 @@ static void check_huge_lengths(void **state)
         const char *bytes;
         size_t len;
     } cases[] = {
-        {"\xdb\xff\xff\xff\xff" "a", 6},  /* str 32 of 4 GiB */
-        {"\xda\xff\xff" "ab", 5},        /* str 16 */
-        {"\xd9\x05" "abc", 5},           /* str 8 */
-        {"\xa5" "abc", 4},               /* fixstr */
-        {"\xc6\xff\xff\xff\xff\x00", 6}, /* bin 32 */
-        {"\xc4\x02\x00", 3},             /* bin 8 */
-        {"\xdd\xff\xff\xff\xff\x01", 6}, /* array 32 of 4 G elements */
-        {"\xdc\xff\xff\x01", 4},         /* array 16 */
+        {"\xdb\xff\xff\xff\xff"
+         "a",
+         6}, /* str 32 of 4 GiB */
+        {"\xda\xff\xff"
+         "ab",
+         5}, /* str 16 */
+        {"\xd9\x05"
+         "abc",
+         5}, /* str 8 */
+        {"\xa5"
+         "abc",
+         4},                                 /* fixstr */
+        {"\xc6\xff\xff\xff\xff\x00", 6},     /* bin 32 */
+        {"\xc4\x02\x00", 3},                 /* bin 8 */
+        {"\xdd\xff\xff\xff\xff\x01", 6},     /* array 32 of 4 G elements */
+        {"\xdc\xff\xff\x01", 4},             /* array 16 */
         {"\xdf\xff\xff\xff\xff\x01\x01", 7}, /* map 32 */
-        {"\xde\x00\x02\x01\x01\x01", 6}, /* map 16 missing a value */
-        {"\x82\x01\x01\x01", 4},         /* fixmap missing a value */
-        {"\xc9\xff\xff\xff\xff\x01", 6}, /* ext 32 */
-        {"\xc7\x01\x01", 3},             /* ext 8 missing its data */
-        {"\xd8\x01" "abc", 5},           /* fixext 16 */
-        {"\xcf\x00\x00", 3},             /* uint 64 */
-        {"\xcb\x00", 2},                 /* float 64 */
-        {"\xdb\xff\xff", 3},             /* the length itself cut short */
+        {"\xde\x00\x02\x01\x01\x01", 6},     /* map 16 missing a value */
+        {"\x82\x01\x01\x01", 4},             /* fixmap missing a value */
+        {"\xc9\xff\xff\xff\xff\x01", 6},     /* ext 32 */
+        {"\xc7\x01\x01", 3},                 /* ext 8 missing its data */
+        {"\xd8\x01"
+         "abc",
+         5},                 /* fixext 16 */
+        {"\xcf\x00\x00", 3}, /* uint 64 */
+        {"\xcb\x00", 2},     /* float 64 */
+        {"\xdb\xff\xff", 3}, /* the length itself cut short */
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        check_fails(cases[i].bytes, cases[i].len,
-                    "truncated msgpack document");
+        check_fails(cases[i].bytes, cases[i].len, "truncated msgpack document");
     }
 }
 
@@ -567,16 +576,14 @@ static void json_from_errors(void **state)
     char deep[2 * (MP_MAX_DEPTH + 2) + 2];
     size_t n;
 
-    assert_serialization(&f->err, mpjson_from_json("{", &f->b, &f->err),
-                         NULL);
+    assert_serialization(&f->err, mpjson_from_json("{", &f->b, &f->err), NULL);
     assert_serialization(&f->err,
                          mpjson_from_json("{\"a\":1,}", &f->b, &f->err), NULL);
-    assert_serialization(&f->err,
-                         mpjson_from_json("[1] [2]", &f->b, &f->err), NULL);
-    assert_serialization(&f->err,
-                         mpjson_from_json("99999999999999999999", &f->b,
-                                          &f->err),
+    assert_serialization(&f->err, mpjson_from_json("[1] [2]", &f->b, &f->err),
                          NULL);
+    assert_serialization(
+        &f->err, mpjson_from_json("99999999999999999999", &f->b, &f->err),
+        NULL);
 
     /* MP_MAX_DEPTH arrays around a scalar: the scalar sits at that depth. */
     n = 0;
@@ -676,8 +683,7 @@ static void json_indent(void **state)
     char *json = NULL;
 
     test_json_to_mp("{\"b\":[1],\"a\":2}", &f->b);
-    assert_int_equal(mpjson_to_json(f->b.data, f->b.len, &json, 2, &f->err),
-                     0);
+    assert_int_equal(mpjson_to_json(f->b.data, f->b.len, &json, 2, &f->err), 0);
     assert_string_equal(json, "{\n  \"a\": 2,\n  \"b\": [\n    1\n  ]\n}");
     free(json);
 }
@@ -685,8 +691,8 @@ static void json_indent(void **state)
 /* Base64 matches the RFC 4648 test vectors. */
 static void json_base64_vectors(void **state)
 {
-    static const char *const want[] = {"",     "Zg==",     "Zm8=",    "Zm9v",
-                                       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *const want[] = {
+        "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     (void)state;
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         char *s = mpjson_base64("foobar", i);

@@ -65,8 +65,10 @@ const struct sm_outcome *h_apply_raw(struct h *h, const void *cmd, size_t len)
     return o;
 }
 
-static const struct sm_outcome *vapply(struct h *h, const char *op,
-                                       const char *fmt, va_list ap)
+static const struct sm_outcome *vapply(struct h *h,
+                                       const char *op,
+                                       const char *fmt,
+                                       va_list ap)
 {
     char *req = vformat(fmt, ap);
     char *json = NULL;
@@ -86,8 +88,10 @@ static const struct sm_outcome *vapply(struct h *h, const char *op,
     return o;
 }
 
-const struct sm_outcome *h_apply(struct h *h, const char *op,
-                                 const char *fmt, ...)
+const struct sm_outcome *h_apply(struct h *h,
+                                 const char *op,
+                                 const char *fmt,
+                                 ...)
 {
     va_list ap;
     const struct sm_outcome *o;
@@ -117,16 +121,20 @@ json_t *h_ok(struct h *h, const char *op, const char *fmt, ...)
     o = vapply(h, op, fmt, ap);
     va_end(ap);
     if (o->err.code != 0) {
-        fail_msg("%s failed: %s %s: %s", op,
-                 cairn_status_name(o->err.code), o->err.type, o->err.msg);
+        fail_msg("%s failed: %s %s: %s", op, cairn_status_name(o->err.code),
+                 o->err.type, o->err.msg);
     }
     assert_false(o->skipped);
     assert_non_null(o->body);
     return to_json(o->body, o->body_len);
 }
 
-const char *h_fail(struct h *h, int code, const char *type, const char *op,
-                   const char *fmt, ...)
+const char *h_fail(struct h *h,
+                   int code,
+                   const char *type,
+                   const char *op,
+                   const char *fmt,
+                   ...)
 {
     va_list ap;
     const struct sm_outcome *o;
@@ -135,8 +143,7 @@ const char *h_fail(struct h *h, int code, const char *type, const char *op,
     va_end(ap);
     if (o->err.code != code || strcmp(o->err.type, type) != 0) {
         fail_msg("%s: want %s %s, got %s %s: %s", op, cairn_status_name(code),
-                 type, cairn_status_name(o->err.code), o->err.type,
-                 o->err.msg);
+                 type, cairn_status_name(o->err.code), o->err.type, o->err.msg);
     }
     assert_null(o->body);
     return o->err.msg;
@@ -163,8 +170,12 @@ json_t *h_q(struct h *h, const char *method, const char *fmt, ...)
     return j;
 }
 
-const char *h_qfail(struct h *h, int code, const char *type,
-                    const char *method, const char *fmt, ...)
+const char *h_qfail(struct h *h,
+                    int code,
+                    const char *type,
+                    const char *method,
+                    const char *fmt,
+                    ...)
 {
     static struct cairn_error err;
     va_list ap;
@@ -198,9 +209,12 @@ uint64_t h_put(struct h *h, const char *name, const char *value)
     return v;
 }
 
-const struct sm_outcome *h_put_secure(struct h *h, const char *name,
-                                      const void *blob, size_t n,
-                                      uint64_t plain_len, const char *key_id,
+const struct sm_outcome *h_put_secure(struct h *h,
+                                      const char *name,
+                                      const void *blob,
+                                      size_t n,
+                                      uint64_t plain_len,
+                                      const char *key_id,
                                       bool overwrite)
 {
     msgpack_packer pk;

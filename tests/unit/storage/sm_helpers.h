@@ -31,9 +31,10 @@ void h_close(struct h *h);
 void h_reopen(struct h *h);
 
 /** Apply op with the request given as printf-formatted JSON. */
-const struct sm_outcome *h_apply(struct h *h, const char *op,
-                                 const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+const struct sm_outcome *h_apply(struct h *h,
+                                 const char *op,
+                                 const char *fmt,
+                                 ...) __attribute__((format(printf, 3, 4)));
 /** Apply an already-encoded command at the next index. */
 const struct sm_outcome *h_apply_raw(struct h *h, const void *cmd, size_t len);
 
@@ -42,23 +43,33 @@ json_t *h_ok(struct h *h, const char *op, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /** Apply, expect failure with @p code and AWS name @p type; returns the
  * message (valid until the next apply). */
-const char *h_fail(struct h *h, int code, const char *type, const char *op,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+const char *h_fail(struct h *h,
+                   int code,
+                   const char *type,
+                   const char *op,
+                   const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
 
 /** Query, expect success, return the response as JSON (decref). */
 json_t *h_q(struct h *h, const char *method, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /** Query, expect failure; returns the message (static buffer). */
-const char *h_qfail(struct h *h, int code, const char *type,
-                    const char *method, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+const char *h_qfail(struct h *h,
+                    int code,
+                    const char *type,
+                    const char *method,
+                    const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
 
 /** PutParameter String with overwrite, expect success; returns Version. */
 uint64_t h_put(struct h *h, const char *name, const char *value);
 /** PutParameter SecureString with a sealed (binary) value. */
-const struct sm_outcome *h_put_secure(struct h *h, const char *name,
-                                      const void *blob, size_t n,
-                                      uint64_t plain_len, const char *key_id,
+const struct sm_outcome *h_put_secure(struct h *h,
+                                      const char *name,
+                                      const void *blob,
+                                      size_t n,
+                                      uint64_t plain_len,
+                                      const char *key_id,
                                       bool overwrite);
 
 /** The string at @p key of object @p o, or NULL. */

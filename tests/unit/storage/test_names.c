@@ -93,8 +93,11 @@ static char *deep_path(char *buf, size_t cap, unsigned levels, bool slash)
  *
  *****************************************************************************/
 
-static void assert_error(const struct cairn_error *err, int rv, int code,
-                         const char *type, const char *msg)
+static void assert_error(const struct cairn_error *err,
+                         int rv,
+                         int code,
+                         const char *type,
+                         const char *msg)
 {
     assert_int_equal(rv, code);
     assert_int_equal(err->code, code);
@@ -104,8 +107,10 @@ static void assert_error(const struct cairn_error *err, int rv, int code,
     }
 }
 
-static void write_ok(const char *s, const char *canonical,
-                     const char *display, unsigned depth)
+static void write_ok(const char *s,
+                     const char *canonical,
+                     const char *display,
+                     unsigned depth)
 {
     struct names_name name;
     struct cairn_error err;
@@ -124,7 +129,10 @@ static void write_ok(const char *s, const char *canonical,
     assert_int_equal(name.depth, depth);
 }
 
-static void write_fails(const char *s, size_t n, int code, const char *type,
+static void write_fails(const char *s,
+                        size_t n,
+                        int code,
+                        const char *type,
                         const char *msg)
 {
     struct names_name name;
@@ -153,8 +161,8 @@ static void ref_not_found(const char *s, unsigned flags)
     char msg[2048];
 
     snprintf(msg, sizeof(msg), "Parameter %s not found.", s);
-    assert_error(&err, names_parse_ref(s, strlen(s), &arn_ns, flags, &ref,
-                                       &err),
+    assert_error(&err,
+                 names_parse_ref(s, strlen(s), &arn_ns, flags, &ref, &err),
                  CAIRN_NOT_FOUND, "ParameterNotFound", msg);
 }
 
@@ -204,8 +212,11 @@ static void tag_ok(const char *key, const char *value)
     }
 }
 
-static void tag_fails(const char *key, size_t key_n, const char *value,
-                      size_t value_n, const char *msg)
+static void tag_fails(const char *key,
+                      size_t key_n,
+                      const char *value,
+                      size_t value_n,
+                      const char *msg)
 {
     struct cairn_error err;
 
@@ -266,9 +277,9 @@ static void write_inner_space(void **state)
  * letters, control characters and an embedded NUL. */
 static void write_bad_chars(void **state)
 {
-    static const char *const bad[] = {"a@b", "a*b", "/a/b:c", "a\tb",
-                                      "caf\xc3\xa9", "a+b", "a\\b", "a~b",
-                                      "\xff"};
+    static const char *const bad[] = {"a@b",  "a*b",         "/a/b:c",
+                                      "a\tb", "caf\xc3\xa9", "a+b",
+                                      "a\\b", "a~b",         "\xff"};
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         write_fails(bad[i], strlen(bad[i]), CAIRN_INVALID_ARGUMENT,
@@ -310,8 +321,9 @@ static void write_length_limit(void **state)
                 "ValidationException", NULL);
     assert_int_equal(names_check_write(name, strlen(name), &out, &err),
                      CAIRN_INVALID_ARGUMENT);
-    assert_non_null(strstr(err.msg, "Member must have length less than or "
-                                    "equal to 1011"));
+    assert_non_null(strstr(err.msg,
+                           "Member must have length less than or "
+                           "equal to 1011"));
 
     /* "/a/" + 1008 = 1011 characters. */
     fill(name, 'b', NAMES_MAX_LEN);
@@ -364,8 +376,8 @@ static void write_not_qualified(void **state)
 /* Empty levels ("//", a trailing '/', "/" alone) are invalid. */
 static void write_empty_levels(void **state)
 {
-    static const char *const bad[] = {"/", "//", "//a", "/a//b", "/a/",
-                                      "/a/b/", "///"};
+    static const char *const bad[] = {"/",   "//",    "//a", "/a//b",
+                                      "/a/", "/a/b/", "///"};
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         write_fails(bad[i], strlen(bad[i]), CAIRN_INVALID_ARGUMENT,
@@ -586,19 +598,22 @@ static void ref_bad_name(void **state)
     struct cairn_error err;
     (void)state;
 
-    assert_error(&err, names_parse_ref("a b:1", 5, &arn_ns,
-                                       NAMES_ALLOW_SELECTOR, &ref, &err),
-                 CAIRN_INVALID_ARGUMENT, "ValidationException", MSG_CHARS);
-    assert_error(&err, names_parse_ref("x :1", 4, &arn_ns,
-                                       NAMES_ALLOW_SELECTOR, &ref, &err),
-                 CAIRN_INVALID_ARGUMENT, "ValidationException", MSG_CHARS);
-    assert_error(&err, names_parse_ref(":1", 2, &arn_ns,
-                                       NAMES_ALLOW_SELECTOR, &ref, &err),
-                 CAIRN_INVALID_ARGUMENT, "ValidationException", NULL);
-    assert_error(&err, names_parse_ref("a/b:1", 5, &arn_ns,
-                                       NAMES_ALLOW_SELECTOR, &ref, &err),
-                 CAIRN_INVALID_ARGUMENT, "ValidationException",
-                 MSG_NOT_QUALIFIED);
+    assert_error(
+        &err,
+        names_parse_ref("a b:1", 5, &arn_ns, NAMES_ALLOW_SELECTOR, &ref, &err),
+        CAIRN_INVALID_ARGUMENT, "ValidationException", MSG_CHARS);
+    assert_error(
+        &err,
+        names_parse_ref("x :1", 4, &arn_ns, NAMES_ALLOW_SELECTOR, &ref, &err),
+        CAIRN_INVALID_ARGUMENT, "ValidationException", MSG_CHARS);
+    assert_error(
+        &err,
+        names_parse_ref(":1", 2, &arn_ns, NAMES_ALLOW_SELECTOR, &ref, &err),
+        CAIRN_INVALID_ARGUMENT, "ValidationException", NULL);
+    assert_error(
+        &err,
+        names_parse_ref("a/b:1", 5, &arn_ns, NAMES_ALLOW_SELECTOR, &ref, &err),
+        CAIRN_INVALID_ARGUMENT, "ValidationException", MSG_NOT_QUALIFIED);
 }
 
 /* Reads may name reserved parameters. */
@@ -663,8 +678,7 @@ static void ref_arn_foreign(void **state)
     ref_not_found("arn:aws:ssm:us-east-1:123456789012:parameter/a:1:2", f);
 
     /* With no namespace configured no ARN is ours. */
-    assert_error(&err, names_parse_ref(ours, strlen(ours), NULL, f, &ref,
-                                       &err),
+    assert_error(&err, names_parse_ref(ours, strlen(ours), NULL, f, &ref, &err),
                  CAIRN_NOT_FOUND, "ParameterNotFound", NULL);
 }
 
@@ -715,8 +729,9 @@ static void ref_name_called_arn(void **state)
  * and one more character is a ValidationException. */
 static void ref_arn_long(void **state)
 {
-    static const char prefix[] = "arn:aws:ssm:us-east-1:123456789012:"
-                                 "parameter/";
+    static const char prefix[] =
+        "arn:aws:ssm:us-east-1:123456789012:"
+        "parameter/";
     char s[sizeof(prefix) + NAMES_MAX_LEN + 8];
     struct names_ref ref;
     struct cairn_error err;
@@ -732,9 +747,10 @@ static void ref_arn_long(void **state)
 
     fill(s + p, 'z', NAMES_MAX_LEN);
     memcpy(s + p, "a/", 2);
-    assert_error(&err, names_parse_ref(s, strlen(s), &arn_ns,
-                                       NAMES_ALLOW_ARN, &ref, &err),
-                 CAIRN_INVALID_ARGUMENT, "ValidationException", NULL);
+    assert_error(
+        &err,
+        names_parse_ref(s, strlen(s), &arn_ns, NAMES_ALLOW_ARN, &ref, &err),
+        CAIRN_INVALID_ARGUMENT, "ValidationException", NULL);
 }
 
 /* names_format_arn and names_parse_ref are inverses. */
@@ -746,8 +762,8 @@ static void ref_arn_round_trip(void **state)
     (void)state;
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        size_t len = names_format_arn(&arn_ns, names[i], strlen(names[i]),
-                                      arn, sizeof(arn));
+        size_t len = names_format_arn(&arn_ns, names[i], strlen(names[i]), arn,
+                                      sizeof(arn));
         assert_true(len > 0);
         ref_ok(arn, NAMES_ALLOW_ARN, &ref);
         assert_string_equal(ref.name.canonical, names[i]);
@@ -786,8 +802,8 @@ static void path_reserved_allowed(void **state)
  * each failure gives AWS's path text. */
 static void path_bad(void **state)
 {
-    static const char *const bad[] = {"",      "a",      "a/b",   "//",
-                                      "/a//b", "/a b",   "/a*",   "/a:b",
+    static const char *const bad[] = {"",      "a",      "a/b",         "//",
+                                      "/a//b", "/a b",   "/a*",         "/a:b",
                                       "   ",   "/a/b//", "/caf\xc3\xa9"};
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1006,8 +1022,8 @@ static void tag_length_in_chars(void **state)
  * the pattern. */
 static void tag_bad_chars(void **state)
 {
-    static const char *const bad[] = {"a*b", "a#b", "a\tb", "a!",
-                                      "a,b", "\xff", "\xc3",  "\xed\xa0\x80"};
+    static const char *const bad[] = {"a*b", "a#b",  "a\tb", "a!",
+                                      "a,b", "\xff", "\xc3", "\xed\xa0\x80"};
     struct cairn_error err;
     (void)state;
 
@@ -1020,10 +1036,11 @@ static void tag_bad_chars(void **state)
     assert_int_equal(names_check_tag("a*", 2, "v", 1, &err),
                      CAIRN_INVALID_ARGUMENT);
     assert_string_equal(
-        err.msg, "1 validation error detected: Value 'a*' at "
-                 "'tags.member.key' failed to satisfy constraint: Member must "
-                 "satisfy regular expression pattern: "
-                 "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$");
+        err.msg,
+        "1 validation error detected: Value 'a*' at "
+        "'tags.member.key' failed to satisfy constraint: Member must "
+        "satisfy regular expression pattern: "
+        "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$");
 }
 
 /* Keys starting with "aws:" in any case are reserved. */
@@ -1054,7 +1071,8 @@ static void arn_format(void **state)
     (void)state;
 
     len = names_format_arn(&arn_ns, "/a/b", 4, out, sizeof(out));
-    assert_string_equal(out, "arn:aws:ssm:us-east-1:123456789012:parameter/a/b");
+    assert_string_equal(out,
+                        "arn:aws:ssm:us-east-1:123456789012:parameter/a/b");
     assert_int_equal(len, strlen(out));
     len = names_format_arn(&arn_ns, "/x", 2, out, sizeof(out));
     assert_string_equal(out, "arn:aws:ssm:us-east-1:123456789012:parameter/x");
@@ -1064,8 +1082,9 @@ static void arn_format(void **state)
 /* An output buffer one byte short gives 0; an exact fit works. */
 static void arn_format_capacity(void **state)
 {
-    static const char want[] = "arn:aws:ssm:us-east-1:123456789012:"
-                               "parameter/a/b";
+    static const char want[] =
+        "arn:aws:ssm:us-east-1:123456789012:"
+        "parameter/a/b";
     char out[sizeof(want)];
     (void)state;
 
@@ -1123,12 +1142,12 @@ static void utf8_invalid(void **state)
         {"\xf5\x80\x80\x80", 4},
         {"\xff", 1},
         {"\xfe", 1},
-        {"\x80", 1},             /* stray continuation */
+        {"\x80", 1}, /* stray continuation */
         {"a\xbf", 2},
-        {"\xe2\x82", 2},         /* truncated */
+        {"\xe2\x82", 2}, /* truncated */
         {"\xf0\x9f\x98", 3},
         {"\xc3", 1},
-        {"\xc3\x28", 2},         /* bad continuation */
+        {"\xc3\x28", 2}, /* bad continuation */
         {"\xe2\x28\xa1", 3},
         {"\xe2\x82\x28", 3},
         {"\xf0\x9f\x98\x28", 4},

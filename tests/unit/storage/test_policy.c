@@ -19,15 +19,15 @@
 #define HOUR_MS INT64_C(3600000)
 
 /* 2018-12-02T21:34:33.000Z, the example of the user guide. */
-#define EXP_JSON                                                            \
-    "{\"Type\":\"Expiration\",\"Version\":\"1.0\",\"Attributes\":"          \
+#define EXP_JSON                                                   \
+    "{\"Type\":\"Expiration\",\"Version\":\"1.0\",\"Attributes\":" \
     "{\"Timestamp\":\"2018-12-02T21:34:33.000Z\"}}"
 #define EXP_MS INT64_C(1543786473000)
-#define NOTE_JSON(before, unit)                                             \
-    "{\"Type\":\"ExpirationNotification\",\"Version\":\"1.0\","             \
+#define NOTE_JSON(before, unit)                                 \
+    "{\"Type\":\"ExpirationNotification\",\"Version\":\"1.0\"," \
     "\"Attributes\":{\"Before\":" before ",\"Unit\":\"" unit "\"}}"
-#define NOCHANGE_JSON(after, unit)                                          \
-    "{\"Type\":\"NoChangeNotification\",\"Version\":\"1.0\","               \
+#define NOCHANGE_JSON(after, unit)                            \
+    "{\"Type\":\"NoChangeNotification\",\"Version\":\"1.0\"," \
     "\"Attributes\":{\"After\":" after ",\"Unit\":\"" unit "\"}}"
 
 static const char MSG_TYPE[] =
@@ -69,11 +69,11 @@ static bool ts_bad(const char *s)
  *
  *****************************************************************************/
 
-#define assert_ts_bad(s)                                                    \
-    do {                                                                    \
-        if (!ts_bad(s)) {                                                   \
-            fail_msg("timestamp %s accepted", s);                           \
-        }                                                                   \
+#define assert_ts_bad(s)                          \
+    do {                                          \
+        if (!ts_bad(s)) {                         \
+            fail_msg("timestamp %s accepted", s); \
+        }                                         \
     } while (0)
 
 static void parse_ok(const char *json, struct policy_set *set)
@@ -88,7 +88,9 @@ static void parse_ok(const char *json, struct policy_set *set)
 
 /* The policy fails with @p code and AWS error @p type (and message @p msg
  * unless NULL), and leaves nothing to free. */
-static void parse_fails(const char *json, int code, const char *type,
+static void parse_fails(const char *json,
+                        int code,
+                        const char *type,
                         const char *msg)
 {
     struct policy_set set;
@@ -98,8 +100,8 @@ static void parse_fails(const char *json, int code, const char *type,
     cairn_error_clear(&err);
     rv = policy_parse(json, json != NULL ? strlen(json) : 0, &set, &err);
     if (rv != code) {
-        fail_msg("policy_parse(%s) = %d (%s: %s), want %d", json, rv,
-                 err.type, err.msg, code);
+        fail_msg("policy_parse(%s) = %d (%s: %s), want %d", json, rv, err.type,
+                 err.msg, code);
     }
     assert_int_equal(err.code, code);
     assert_string_equal(err.type, type);
@@ -132,8 +134,7 @@ static void ts_instant(void **state)
     assert_int_equal(ts("2018-12-02T21:34:33Z"), EXP_MS);
     assert_int_equal(ts("1970-01-01T00:00:00Z"), 0);
     assert_int_equal(ts("2038-01-19T03:14:08Z"), INT64_C(2147483648000));
-    assert_int_equal(ts("9999-12-31T23:59:59.999Z"),
-                     INT64_C(253402300799999));
+    assert_int_equal(ts("9999-12-31T23:59:59.999Z"), INT64_C(253402300799999));
 }
 
 /* Lower-case 't' and 'z' are accepted, as by Java's ISO parsers. */
@@ -289,15 +290,13 @@ static void ts_calendar_walk(void **state)
             int last = mdays[m - 1] + (m == 2 && leap ? 1 : 0);
             for (int d = 1; d <= last; d++) {
                 snprintf(s, sizeof(s), "%04d-%02d-%02dT00:00:00Z", y, m, d);
-                assert_int_equal(policy_parse_timestamp(s, strlen(s), &ms),
-                                 0);
+                assert_int_equal(policy_parse_timestamp(s, strlen(s), &ms), 0);
                 if (ms != prev + DAY_MS) {
                     fail_msg("%s is not one day after the previous date", s);
                 }
                 prev = ms;
             }
-            snprintf(s, sizeof(s), "%04d-%02d-%02dT00:00:00Z", y, m,
-                     last + 1);
+            snprintf(s, sizeof(s), "%04d-%02d-%02dT00:00:00Z", y, m, last + 1);
             if (policy_parse_timestamp(s, strlen(s), &ms) != -1) {
                 fail_msg("%s accepted", s);
             }
@@ -332,10 +331,11 @@ static void policy_text_normalised(void **state)
     struct policy_set set;
     (void)state;
 
-    parse_ok("[ {\n  \"Version\" : \"1.0\",\n  \"Attributes\": { \"Unit\": "
-             "\"Hours\", \"After\": \"20\" },\n  \"Type\": "
-             "\"NoChangeNotification\"\n} ]",
-             &set);
+    parse_ok(
+        "[ {\n  \"Version\" : \"1.0\",\n  \"Attributes\": { \"Unit\": "
+        "\"Hours\", \"After\": \"20\" },\n  \"Type\": "
+        "\"NoChangeNotification\"\n} ]",
+        &set);
     assert_int_equal(set.count, 1);
     assert_string_equal(set.items[0].text,
                         "{\"Version\":\"1.0\",\"Attributes\":{\"Unit\":"
@@ -477,8 +477,9 @@ static void policy_close_safe(void **state)
 static void policy_not_an_array(void **state)
 {
     static const char *const bad[] = {
-        "[",   "not json", "{}",   "\"x\"", "[]",  "[{}",
-        "[{}]x", "{\"Type\":\"Expiration\"}", "null", "[{},]",
+        "[",    "not json", "{}",    "\"x\"",
+        "[]",   "[{}",      "[{}]x", "{\"Type\":\"Expiration\"}",
+        "null", "[{},]",
     };
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -503,15 +504,18 @@ static void policy_element_not_object(void **state)
 static void policy_bad_version(void **state)
 {
     (void)state;
-    one_fails("{\"Type\":\"Expiration\",\"Attributes\":{\"Timestamp\":"
-              "\"2018-12-02T21:34:33Z\"}}",
-              CAIRN_INVALID_ARGUMENT, "ValidationException");
-    one_fails("{\"Type\":\"Expiration\",\"Version\":\"2.0\",\"Attributes\":"
-              "{\"Timestamp\":\"2018-12-02T21:34:33Z\"}}",
-              CAIRN_INVALID_ARGUMENT, "ValidationException");
-    one_fails("{\"Type\":\"Expiration\",\"Version\":1.0,\"Attributes\":"
-              "{\"Timestamp\":\"2018-12-02T21:34:33Z\"}}",
-              CAIRN_INVALID_ARGUMENT, "ValidationException");
+    one_fails(
+        "{\"Type\":\"Expiration\",\"Attributes\":{\"Timestamp\":"
+        "\"2018-12-02T21:34:33Z\"}}",
+        CAIRN_INVALID_ARGUMENT, "ValidationException");
+    one_fails(
+        "{\"Type\":\"Expiration\",\"Version\":\"2.0\",\"Attributes\":"
+        "{\"Timestamp\":\"2018-12-02T21:34:33Z\"}}",
+        CAIRN_INVALID_ARGUMENT, "ValidationException");
+    one_fails(
+        "{\"Type\":\"Expiration\",\"Version\":1.0,\"Attributes\":"
+        "{\"Timestamp\":\"2018-12-02T21:34:33Z\"}}",
+        CAIRN_INVALID_ARGUMENT, "ValidationException");
 }
 
 /* Policies longer than 4096 characters are a ValidationException. */
@@ -536,19 +540,21 @@ static void policy_too_long(void **state)
 static void policy_duplicate_keys(void **state)
 {
     (void)state;
-    one_fails("{\"Type\":\"Expiration\",\"Type\":\"Expiration\","
-              "\"Version\":\"1.0\",\"Attributes\":{\"Timestamp\":"
-              "\"2018-12-02T21:34:33Z\"}}",
-              CAIRN_INVALID_ARGUMENT, "ValidationException");
+    one_fails(
+        "{\"Type\":\"Expiration\",\"Type\":\"Expiration\","
+        "\"Version\":\"1.0\",\"Attributes\":{\"Timestamp\":"
+        "\"2018-12-02T21:34:33Z\"}}",
+        CAIRN_INVALID_ARGUMENT, "ValidationException");
 }
 
 /* A member other than Type, Version and Attributes is refused. */
 static void policy_unknown_member(void **state)
 {
     (void)state;
-    one_fails("{\"Type\":\"Expiration\",\"Version\":\"1.0\",\"Attributes\":"
-              "{\"Timestamp\":\"2018-12-02T21:34:33Z\"},\"Extra\":1}",
-              CAIRN_INVALID_ARGUMENT, "ValidationException");
+    one_fails(
+        "{\"Type\":\"Expiration\",\"Version\":\"1.0\",\"Attributes\":"
+        "{\"Timestamp\":\"2018-12-02T21:34:33Z\"},\"Extra\":1}",
+        CAIRN_INVALID_ARGUMENT, "ValidationException");
 }
 
 /******************************************************************************
@@ -572,9 +578,8 @@ static void policy_limit(void **state)
                 "PoliciesLimitExceededException",
                 "You specified more than the maximum number of allowed "
                 "policies for the parameter. The maximum is 10.");
-    parse_fails("[{},{},{},{},{},{},{},{},{},{},{}]",
-                CAIRN_RESOURCE_EXHAUSTED, "PoliciesLimitExceededException",
-                NULL);
+    parse_fails("[{},{},{},{},{},{},{},{},{},{},{}]", CAIRN_RESOURCE_EXHAUSTED,
+                "PoliciesLimitExceededException", NULL);
 }
 
 /* An unknown, missing or non-string Type is InvalidPolicyTypeException,
@@ -582,21 +587,22 @@ static void policy_limit(void **state)
 static void policy_bad_type(void **state)
 {
     (void)state;
-    parse_fails("[{\"Type\":\"Expire\",\"Version\":\"1.0\",\"Attributes\":"
-                "{}}]",
-                CAIRN_INVALID_ARGUMENT, "InvalidPolicyTypeException",
-                MSG_TYPE);
-    one_fails("{\"Type\":\"expiration\",\"Version\":\"1.0\",\"Attributes\":"
-              "{\"Timestamp\":\"2018-12-02T21:34:33Z\"}}",
-              CAIRN_INVALID_ARGUMENT, "InvalidPolicyTypeException");
-    one_fails("{\"Version\":\"1.0\",\"Attributes\":{}}",
-              CAIRN_INVALID_ARGUMENT, "InvalidPolicyTypeException");
+    parse_fails(
+        "[{\"Type\":\"Expire\",\"Version\":\"1.0\",\"Attributes\":"
+        "{}}]",
+        CAIRN_INVALID_ARGUMENT, "InvalidPolicyTypeException", MSG_TYPE);
+    one_fails(
+        "{\"Type\":\"expiration\",\"Version\":\"1.0\",\"Attributes\":"
+        "{\"Timestamp\":\"2018-12-02T21:34:33Z\"}}",
+        CAIRN_INVALID_ARGUMENT, "InvalidPolicyTypeException");
+    one_fails("{\"Version\":\"1.0\",\"Attributes\":{}}", CAIRN_INVALID_ARGUMENT,
+              "InvalidPolicyTypeException");
     one_fails("{\"Type\":3,\"Version\":\"1.0\",\"Attributes\":{}}",
               CAIRN_INVALID_ARGUMENT, "InvalidPolicyTypeException");
     parse_fails("[{}," EXP_JSON "]", CAIRN_INVALID_ARGUMENT,
                 "InvalidPolicyTypeException", MSG_TYPE);
-    parse_fails("[{},{}]", CAIRN_INVALID_ARGUMENT,
-                "InvalidPolicyTypeException", MSG_TYPE);
+    parse_fails("[{},{}]", CAIRN_INVALID_ARGUMENT, "InvalidPolicyTypeException",
+                MSG_TYPE);
 }
 
 /* Expiration attributes: Timestamp must be present, a string, a valid
@@ -624,9 +630,10 @@ static void policy_bad_expiration(void **state)
     }
     one_fails("{\"Type\":\"Expiration\",\"Version\":\"1.0\"}",
               CAIRN_INVALID_ARGUMENT, "InvalidPolicyAttributeException");
-    one_fails("{\"Type\":\"Expiration\",\"Version\":\"1.0\",\"Attributes\":"
-              "[]}",
-              CAIRN_INVALID_ARGUMENT, "InvalidPolicyAttributeException");
+    one_fails(
+        "{\"Type\":\"Expiration\",\"Version\":\"1.0\",\"Attributes\":"
+        "[]}",
+        CAIRN_INVALID_ARGUMENT, "InvalidPolicyAttributeException");
 }
 
 /* Notification attributes: the amount must be a positive integer (string
@@ -662,7 +669,8 @@ static void policy_bad_notification(void **state)
 
     for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
         snprintf(item, sizeof(item),
-                 "[" EXP_JSON ",{\"Type\":\"ExpirationNotification\","
+                 "[" EXP_JSON
+                 ",{\"Type\":\"ExpirationNotification\","
                  "\"Version\":\"1.0\",\"Attributes\":%s}]",
                  attrs[i]);
         parse_fails(item, CAIRN_INVALID_ARGUMENT,
@@ -671,9 +679,10 @@ static void policy_bad_notification(void **state)
     /* NoChangeNotification takes After, not Before. */
     one_fails(NOCHANGE_JSON("\"0\"", "Days"), CAIRN_INVALID_ARGUMENT,
               "InvalidPolicyAttributeException");
-    one_fails("{\"Type\":\"NoChangeNotification\",\"Version\":\"1.0\","
-              "\"Attributes\":{\"Before\":\"15\",\"Unit\":\"Days\"}}",
-              CAIRN_INVALID_ARGUMENT, "InvalidPolicyAttributeException");
+    one_fails(
+        "{\"Type\":\"NoChangeNotification\",\"Version\":\"1.0\","
+        "\"Attributes\":{\"Before\":\"15\",\"Unit\":\"Days\"}}",
+        CAIRN_INVALID_ARGUMENT, "InvalidPolicyAttributeException");
 }
 
 /* Two Expirations, two NoChangeNotifications, or an
@@ -690,10 +699,10 @@ static void policy_incompatible(void **state)
                 MSG_INCOMPATIBLE);
     parse_fails("[" NOTE_JSON("\"15\"", "Days") "]", CAIRN_INVALID_ARGUMENT,
                 "IncompatiblePolicyException", MSG_INCOMPATIBLE);
-    parse_fails("[" NOTE_JSON("\"15\"", "Days") "," NOCHANGE_JSON(
-                    "\"2\"", "Days") "]",
-                CAIRN_INVALID_ARGUMENT, "IncompatiblePolicyException",
-                MSG_INCOMPATIBLE);
+    parse_fails(
+        "[" NOTE_JSON("\"15\"", "Days") "," NOCHANGE_JSON("\"2\"", "Days") "]",
+        CAIRN_INVALID_ARGUMENT, "IncompatiblePolicyException",
+        MSG_INCOMPATIBLE);
 }
 
 /* A failure after some policies were already parsed frees them (ASan's

@@ -72,7 +72,8 @@ static json_t *describe_one(struct h *h, const char *name)
                     "{\"ParameterFilters\":[{\"Key\":\"Name\",\"Values\":"
                     "[\"%s\"]}]}",
                     name);
-    json_t *p = json_incref(json_array_get(json_object_get(r, "Parameters"), 0));
+    json_t *p =
+        json_incref(json_array_get(json_object_get(r, "Parameters"), 0));
     json_decref(r);
     assert_non_null(p);
     return p;
@@ -109,9 +110,10 @@ static void put_exists(void **state)
     msg = h_fail(h, CAIRN_ALREADY_EXISTS, "ParameterAlreadyExists",
                  "PutParameter",
                  "{\"Name\":\"/a\",\"Value\":\"2\",\"Type\":\"String\"}");
-    assert_string_equal(msg, "The parameter already exists. To overwrite this "
-                             "value, set the overwrite option in the request "
-                             "to true.");
+    assert_string_equal(msg,
+                        "The parameter already exists. To overwrite this "
+                        "value, set the overwrite option in the request "
+                        "to true.");
     assert_int_equal(version_of(h, "/a"), 1);
 }
 
@@ -120,8 +122,9 @@ static void put_overwrite_keeps_fields(void **state)
 {
     struct h *h = *state;
     json_t *r;
-    PUT(h, "{\"Name\":\"/a\",\"Value\":\"1\",\"Type\":\"StringList\","
-           "\"Description\":\"d\",\"AllowedPattern\":\"^[0-9,]+$\"}");
+    PUT(h,
+        "{\"Name\":\"/a\",\"Value\":\"1\",\"Type\":\"StringList\","
+        "\"Description\":\"d\",\"AllowedPattern\":\"^[0-9,]+$\"}");
     r = h_ok(h, "PutParameter",
              "{\"Name\":\"/a\",\"Value\":\"2,3\",\"Overwrite\":true}");
     assert_int_equal(ji(r, "Version"), 2);
@@ -133,10 +136,12 @@ static void put_overwrite_keeps_fields(void **state)
     json_decref(r);
     /* The kept pattern still applies. */
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ParameterPatternMismatchException",
-           "PutParameter", "{\"Name\":\"/a\",\"Value\":\"x\",\"Overwrite\":true}");
+           "PutParameter",
+           "{\"Name\":\"/a\",\"Value\":\"x\",\"Overwrite\":true}");
     /* String and StringList may change into each other. */
-    PUT(h, "{\"Name\":\"/a\",\"Value\":\"4\",\"Type\":\"String\","
-           "\"Overwrite\":true}");
+    PUT(h,
+        "{\"Name\":\"/a\",\"Value\":\"4\",\"Type\":\"String\","
+        "\"Overwrite\":true}");
     assert_int_equal(version_of(h, "/a"), 3);
 }
 
@@ -147,20 +152,23 @@ static void put_validation(void **state)
     const char *msg;
     msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
                  "PutParameter", "{\"Name\":\"/a\",\"Value\":\"v\"}");
-    assert_string_equal(msg, "A parameter type is required when you create a "
-                             "parameter.");
-    msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                 "PutParameter",
-                 "{\"Name\":\"/a\",\"Value\":\"v\",\"Type\":\"str\"}");
-    assert_non_null(strstr(msg, "Value 'str' at 'type' failed to satisfy "
-                                "constraint: Member must satisfy enum value "
-                                "set: [SecureString, StringList, String]"));
-    msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                 "PutParameter",
-                 "{\"Name\":\"/a\",\"Value\":\"\",\"Type\":\"String\"}");
-    assert_non_null(strstr(msg, "Value '' at 'value' failed to satisfy "
-                                "constraint: Member must have length greater "
-                                "than or equal to 1."));
+    assert_string_equal(msg,
+                        "A parameter type is required when you create a "
+                        "parameter.");
+    msg =
+        h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
+               "{\"Name\":\"/a\",\"Value\":\"v\",\"Type\":\"str\"}");
+    assert_non_null(strstr(msg,
+                           "Value 'str' at 'type' failed to satisfy "
+                           "constraint: Member must satisfy enum value "
+                           "set: [SecureString, StringList, String]"));
+    msg =
+        h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
+               "{\"Name\":\"/a\",\"Value\":\"\",\"Type\":\"String\"}");
+    assert_non_null(strstr(msg,
+                           "Value '' at 'value' failed to satisfy "
+                           "constraint: Member must have length greater "
+                           "than or equal to 1."));
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
            "{\"Name\":\"/a\",\"Type\":\"String\"}");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
@@ -168,12 +176,13 @@ static void put_validation(void **state)
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
            "{\"Name\":\"/a\",\"Value\":\"v\",\"Type\":\"String\","
            "\"Tier\":\"Gold\"}");
-    msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                 "PutParameter",
-                 "{\"Name\":\"/a\",\"Value\":\"v\",\"Type\":\"String\","
-                 "\"DataType\":\"Text\"}");
-    assert_string_equal(msg, "The following data type is not supported: Text "
-                             "(Data type names are all lowercase.)");
+    msg =
+        h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
+               "{\"Name\":\"/a\",\"Value\":\"v\",\"Type\":\"String\","
+               "\"DataType\":\"Text\"}");
+    assert_string_equal(msg,
+                        "The following data type is not supported: Text "
+                        "(Data type names are all lowercase.)");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
            "{\"Name\":\"/a\",\"Value\":\"{{ssm:/b}}\",\"Type\":\"String\"}");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
@@ -219,8 +228,9 @@ static void put_names(void **state)
            "PutParameter",
            "{\"Name\":\"/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16\",\"Value\":"
            "\"v\",\"Type\":\"String\"}");
-    PUT(h, "{\"Name\":\"/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15\",\"Value\":"
-           "\"v\",\"Type\":\"String\"}");
+    PUT(h,
+        "{\"Name\":\"/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15\",\"Value\":"
+        "\"v\",\"Type\":\"String\"}");
     json_decref(h_ok(h, "PutParameter",
                      "{\"Name\":\"%s\",\"Value\":\"v\",\"Type\":\"String\"}",
                      ok));
@@ -239,8 +249,9 @@ static void put_root_alias(void **state)
     PUT(h, "{\"Name\":\"x\",\"Value\":\"1\",\"Type\":\"String\"}");
     h_fail(h, CAIRN_ALREADY_EXISTS, "ParameterAlreadyExists", "PutParameter",
            "{\"Name\":\"/x\",\"Value\":\"2\",\"Type\":\"String\"}");
-    PUT(h, "{\"Name\":\"/x\",\"Value\":\"2\",\"Type\":\"String\","
-           "\"Overwrite\":true}");
+    PUT(h,
+        "{\"Name\":\"/x\",\"Value\":\"2\",\"Type\":\"String\","
+        "\"Overwrite\":true}");
     v = value_of(h, "x");
     assert_string_equal(v, "2");
     free(v);
@@ -253,14 +264,15 @@ static void put_tags(void **state)
     struct h *h = *state;
     const char *msg;
     json_t *r;
-    msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                 "PutParameter",
-                 "{\"Name\":\"/t\",\"Value\":\"v\",\"Type\":\"String\","
-                 "\"Overwrite\":true,\"Tags\":[{\"Key\":\"k\",\"Value\":\"v\"}]"
-                 "}");
+    msg =
+        h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
+               "{\"Name\":\"/t\",\"Value\":\"v\",\"Type\":\"String\","
+               "\"Overwrite\":true,\"Tags\":[{\"Key\":\"k\",\"Value\":\"v\"}]"
+               "}");
     assert_non_null(strstr(msg, "tags and overwrite can't be used together"));
-    PUT(h, "{\"Name\":\"/t\",\"Value\":\"v\",\"Type\":\"String\",\"Tags\":"
-           "[{\"Key\":\"b\",\"Value\":\"2\"},{\"Key\":\"a\",\"Value\":\"1\"}]}");
+    PUT(h,
+        "{\"Name\":\"/t\",\"Value\":\"v\",\"Type\":\"String\",\"Tags\":"
+        "[{\"Key\":\"b\",\"Value\":\"2\"},{\"Key\":\"a\",\"Value\":\"1\"}]}");
     r = h_q(h, "ListTagsForResource",
             "{\"ResourceType\":\"Parameter\",\"ResourceId\":\"/t\"}");
     assert_int_equal(json_array_size(json_object_get(r, "TagList")), 2);
@@ -295,8 +307,7 @@ static void tags_limit(void **state)
            "{\"Name\":\"/t\",\"Value\":\"v\",\"Type\":\"String\",\"Tags\":%s}",
            tags);
     h_put(h, "/t", "v");
-    h_fail(h, CAIRN_RESOURCE_EXHAUSTED, "TooManyTagsError",
-           "AddTagsToResource",
+    h_fail(h, CAIRN_RESOURCE_EXHAUSTED, "TooManyTagsError", "AddTagsToResource",
            "{\"ResourceType\":\"Parameter\",\"ResourceId\":\"/t\",\"Tags\":%s}",
            tags);
     /* 50 fit, and replacing an existing key does not count twice. */
@@ -340,14 +351,16 @@ static void put_allowed_pattern(void **state)
 {
     struct h *h = *state;
     const char *msg;
-    msg = h_fail(h, CAIRN_INVALID_ARGUMENT,
-                 "ParameterPatternMismatchException", "PutParameter",
+    msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ParameterPatternMismatchException",
+                 "PutParameter",
                  "{\"Name\":\"/p\",\"Value\":\"abc\",\"Type\":\"String\","
                  "\"AllowedPattern\":\"^\\\\d+$\"}");
-    assert_string_equal(msg, "Parameter value, cannot be validated against "
-                             "allowedPattern: ^\\d+$");
-    PUT(h, "{\"Name\":\"/p\",\"Value\":\"123\",\"Type\":\"String\","
-           "\"AllowedPattern\":\"^\\\\d+$\"}");
+    assert_string_equal(msg,
+                        "Parameter value, cannot be validated against "
+                        "allowedPattern: ^\\d+$");
+    PUT(h,
+        "{\"Name\":\"/p\",\"Value\":\"123\",\"Type\":\"String\","
+        "\"AllowedPattern\":\"^\\\\d+$\"}");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "InvalidAllowedPatternException",
            "PutParameter",
            "{\"Name\":\"/q\",\"Value\":\"1\",\"Type\":\"String\","
@@ -363,8 +376,9 @@ static void put_allowed_pattern(void **state)
 static void put_data_type(void **state)
 {
     struct h *h = *state;
-    PUT(h, "{\"Name\":\"/ami\",\"Value\":\"ami-0123456789abcdef0\",\"Type\":"
-           "\"String\",\"DataType\":\"aws:ec2:image\"}");
+    PUT(h,
+        "{\"Name\":\"/ami\",\"Value\":\"ami-0123456789abcdef0\",\"Type\":"
+        "\"String\",\"DataType\":\"aws:ec2:image\"}");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
            "{\"Name\":\"/ami2\",\"Value\":\"not-an-ami\",\"Type\":\"String\","
            "\"DataType\":\"aws:ec2:image\"}");
@@ -448,24 +462,25 @@ static void tier_sizes(void **state)
     json_decref(h_ok(h, "PutParameter",
                      "{\"Name\":\"/s\",\"Type\":\"String\",\"Value\":\"%s\"}",
                      v4096));
-    msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                 "PutParameter",
-                 "{\"Name\":\"/s2\",\"Type\":\"String\",\"Value\":\"%s\"}",
-                 v4097);
-    assert_non_null(strstr(msg, "Standard tier parameters support a maximum "
-                                "parameter value of 4096 characters."));
+    msg = h_fail(
+        h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
+        "{\"Name\":\"/s2\",\"Type\":\"String\",\"Value\":\"%s\"}", v4097);
+    assert_non_null(strstr(msg,
+                           "Standard tier parameters support a maximum "
+                           "parameter value of 4096 characters."));
     json_decref(h_ok(h, "PutParameter",
                      "{\"Name\":\"/a\",\"Type\":\"String\",\"Tier\":"
                      "\"Advanced\",\"Value\":\"%s\"}",
                      v8192));
-    msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-                 "PutParameter",
-                 "{\"Name\":\"/a2\",\"Type\":\"String\",\"Tier\":\"Advanced\","
-                 "\"Value\":\"%s\"}",
-                 v8193);
-    assert_string_equal(msg, "The specified parameter value is too large. "
-                             "Advanced-tier parameters support a maximum "
-                             "parameter value of 8192 characters.");
+    msg =
+        h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
+               "{\"Name\":\"/a2\",\"Type\":\"String\",\"Tier\":\"Advanced\","
+               "\"Value\":\"%s\"}",
+               v8193);
+    assert_string_equal(msg,
+                        "The specified parameter value is too large. "
+                        "Advanced-tier parameters support a maximum "
+                        "parameter value of 8192 characters.");
     r = h_ok(h, "PutParameter",
              "{\"Name\":\"/i\",\"Type\":\"String\",\"Tier\":"
              "\"Intelligent-Tiering\",\"Value\":\"small\"}");
@@ -502,8 +517,9 @@ static void tier_no_downgrade(void **state)
 {
     struct h *h = *state;
     json_t *r;
-    PUT(h, "{\"Name\":\"/a\",\"Type\":\"String\",\"Tier\":\"Advanced\","
-           "\"Value\":\"v\"}");
+    PUT(h,
+        "{\"Name\":\"/a\",\"Type\":\"String\",\"Tier\":\"Advanced\","
+        "\"Value\":\"v\"}");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "PutParameter",
            "{\"Name\":\"/a\",\"Type\":\"String\",\"Tier\":\"Standard\","
            "\"Overwrite\":true,\"Value\":\"v\"}");
@@ -525,9 +541,10 @@ static void tier_no_downgrade(void **state)
     json_decref(r);
 }
 
-#define EXPIRATION_POLICY                                                     \
-    "[{\\\"Type\\\":\\\"Expiration\\\",\\\"Version\\\":\\\"1.0\\\","          \
-    "\\\"Attributes\\\":{\\\"Timestamp\\\":\\\"2030-01-01T00:00:00.000Z\\\"}}]"
+#define EXPIRATION_POLICY                                                      \
+    "[{\\\"Type\\\":\\\"Expiration\\\",\\\"Version\\\":\\\"1.0\\\","           \
+    "\\\"Attributes\\\":{\\\"Timestamp\\\":\\\"2030-01-01T00:00:00.000Z\\\"}}" \
+    "]"
 
 /* Policies need the Advanced tier, persist across updates, and "[{}]"
  * removes them. */
@@ -545,8 +562,7 @@ static void tier_policies(void **state)
            "\\\"Version\\\":\\\"1.0\\\",\\\"Attributes\\\":{}}]\"}");
     r = h_ok(h, "PutParameter",
              "{\"Name\":\"/p\",\"Type\":\"String\",\"Value\":\"v\",\"Tier\":"
-             "\"Intelligent-Tiering\",\"Policies\":\"" EXPIRATION_POLICY
-             "\"}");
+             "\"Intelligent-Tiering\",\"Policies\":\"" EXPIRATION_POLICY "\"}");
     assert_string_equal(js(r, "Tier"), "Advanced");
     json_decref(r);
     h_put(h, "/p", "w");
@@ -556,8 +572,9 @@ static void tier_policies(void **state)
         js(json_array_get(json_object_get(r, "Policies"), 0), "PolicyType"),
         "Expiration");
     json_decref(r);
-    PUT(h, "{\"Name\":\"/p\",\"Value\":\"x\",\"Overwrite\":true,\"Policies\":"
-           "\"[{}]\"}");
+    PUT(h,
+        "{\"Name\":\"/p\",\"Value\":\"x\",\"Overwrite\":true,\"Policies\":"
+        "\"[{}]\"}");
     r = describe_one(h, "/p");
     assert_int_equal(json_array_size(json_object_get(r, "Policies")), 0);
     json_decref(r);
@@ -568,8 +585,7 @@ static void tier_default_setting(void **state)
 {
     struct h *h = *state;
     json_t *r;
-    h_fail(h, CAIRN_NOT_FOUND, "ServiceSettingNotFound",
-           "UpdateServiceSetting",
+    h_fail(h, CAIRN_NOT_FOUND, "ServiceSettingNotFound", "UpdateServiceSetting",
            "{\"SettingId\":\"/ssm/other\",\"SettingValue\":\"Advanced\"}");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
            "UpdateServiceSetting",
@@ -627,8 +643,9 @@ static void tier_count_limits(void **state)
     assert_string_equal(js(r, "Tier"), "Advanced");
     json_decref(r);
     /* Upgrading /s1 frees a Standard slot and takes the last Advanced. */
-    PUT(h, "{\"Name\":\"/s1\",\"Value\":\"v\",\"Overwrite\":true,\"Tier\":"
-           "\"Advanced\"}");
+    PUT(h,
+        "{\"Name\":\"/s1\",\"Value\":\"v\",\"Overwrite\":true,\"Tier\":"
+        "\"Advanced\"}");
     h_put(h, "/s4", "v");
     h_fail(h, CAIRN_RESOURCE_EXHAUSTED, "ParameterLimitExceeded",
            "PutParameter",
@@ -640,8 +657,9 @@ static void tier_count_limits(void **state)
            "\"Advanced\"}");
     /* Deleting frees a slot. */
     json_decref(h_ok(h, "DeleteParameter", "{\"Name\":\"/i\"}"));
-    PUT(h, "{\"Name\":\"/a3\",\"Type\":\"String\",\"Value\":\"v\",\"Tier\":"
-           "\"Advanced\"}");
+    PUT(h,
+        "{\"Name\":\"/a3\",\"Type\":\"String\",\"Value\":\"v\",\"Tier\":"
+        "\"Advanced\"}");
     /* Counters survive a restart. */
     h_reopen(h);
     h_fail(h, CAIRN_RESOURCE_EXHAUSTED, "ParameterLimitExceeded",
@@ -654,8 +672,10 @@ static void tier_count_limits(void **state)
  * Versions
  *****************************************************************************/
 
-static long long history_count(struct h *h, const char *name,
-                               long long *first, long long *last)
+static long long history_count(struct h *h,
+                               const char *name,
+                               long long *first,
+                               long long *last)
 {
     long long n = 0;
     char *token = NULL;
@@ -813,8 +833,8 @@ static void labels_invalid(void **state)
     h_qfail(h, CAIRN_NOT_FOUND, "ParameterNotFound", "GetParameter",
             "{\"Name\":\"/l:awsx\"}");
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-           "LabelParameterVersion",
-           "{\"Name\":\"/l\",\"Labels\":[\"%s\"]}", longlabel);
+           "LabelParameterVersion", "{\"Name\":\"/l\",\"Labels\":[\"%s\"]}",
+           longlabel);
     h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
            "LabelParameterVersion", "{\"Name\":\"/l\",\"Labels\":[]}");
     h_fail(h, CAIRN_NOT_FOUND, "ParameterNotFound", "LabelParameterVersion",
@@ -841,9 +861,10 @@ static void labels_limit(void **state)
     msg = h_fail(h, CAIRN_RESOURCE_EXHAUSTED,
                  "ParameterVersionLabelLimitExceeded", "LabelParameterVersion",
                  "{\"Name\":\"/l\",\"ParameterVersion\":1,\"Labels\":[\"k\"]}");
-    assert_string_equal(msg, "A parameter version can have maximum 10 "
-                             "labels.Move one or more labels to another "
-                             "version and try again.");
+    assert_string_equal(msg,
+                        "A parameter version can have maximum 10 "
+                        "labels.Move one or more labels to another "
+                        "version and try again.");
     /* Nothing moved. */
     assert_int_equal(version_of(h, "/l:k"), 2);
     /* Re-labelling with a label already there is not a new one. */
@@ -866,17 +887,17 @@ static void labels_unlabel(void **state)
     msg = h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
                  "UnlabelParameterVersion",
                  "{\"Name\":\"/l\",\"Labels\":[\"a\"]}");
-    assert_string_equal(msg, "1 validation error detected: Value 'null' at "
-                             "'parameterVersion' failed to satisfy "
-                             "constraint: Member must not be null");
+    assert_string_equal(msg,
+                        "1 validation error detected: Value 'null' at "
+                        "'parameterVersion' failed to satisfy "
+                        "constraint: Member must not be null");
     r = h_ok(h, "UnlabelParameterVersion",
              "{\"Name\":\"/l\",\"ParameterVersion\":1,\"Labels\":[\"a\","
              "\"zz\"]}");
     assert_int_equal(json_array_size(json_object_get(r, "RemovedLabels")), 1);
-    assert_string_equal(
-        json_string_value(json_array_get(json_object_get(r, "InvalidLabels"),
-                                         0)),
-        "zz");
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(r, "InvalidLabels"), 0)),
+                        "zz");
     json_decref(r);
     h_qfail(h, CAIRN_NOT_FOUND, "ParameterNotFound", "GetParameter",
             "{\"Name\":\"/l:a\"}");
@@ -928,12 +949,11 @@ static void delete_many(void **state)
     assert_int_equal(json_array_size(json_object_get(r, "InvalidParameters")),
                      2);
     json_decref(r);
-    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-           "DeleteParameters",
+    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "DeleteParameters",
            "{\"Names\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\","
            "\"9\",\"10\",\"11\"]}");
-    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException",
-           "DeleteParameters", "{\"Names\":[]}");
+    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "DeleteParameters",
+           "{\"Names\":[]}");
 }
 
 /******************************************************************************
@@ -970,9 +990,7 @@ static void apply_same_index_twice(void **state)
     assert_true(o->skipped);
     assert_int_equal(version_of(h, "/i"), 1);
     /* The next index applies. */
-    assert_int_equal(sm_apply(h->s, h->index + 1, cmd.data, cmd.len,
-                              &o),
-                     0);
+    assert_int_equal(sm_apply(h->s, h->index + 1, cmd.data, cmd.len, &o), 0);
     assert_false(o->skipped);
     if (o->err.code != 0) {
         fail_msg("%s", o->err.msg);
@@ -1175,8 +1193,9 @@ static void snapshot_restore(void **state)
     json_decref(h_ok(h, "LabelParameterVersion",
                      "{\"Name\":\"/snap/a/3\",\"ParameterVersion\":1,"
                      "\"Labels\":[\"lbl\"]}"));
-    PUT(h, "{\"Name\":\"/snap/t\",\"Value\":\"v\",\"Type\":\"String\","
-           "\"Tags\":[{\"Key\":\"k\",\"Value\":\"v\"}]}");
+    PUT(h,
+        "{\"Name\":\"/snap/t\",\"Value\":\"v\",\"Type\":\"String\","
+        "\"Tags\":[{\"Key\":\"k\",\"Value\":\"v\"}]}");
     snprintf(path, sizeof(path), "%s/snap.out", h->dir);
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
@@ -1269,8 +1288,10 @@ static void store_single_opener(void **state)
  * Client sessions
  *****************************************************************************/
 
-static const struct sm_outcome *session_put(struct h *h, const char *cid,
-                                            uint64_t seq, const char *name,
+static const struct sm_outcome *session_put(struct h *h,
+                                            const char *cid,
+                                            uint64_t seq,
+                                            const char *name,
                                             bool overwrite)
 {
     char *json = NULL;
