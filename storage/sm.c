@@ -167,33 +167,50 @@ static int set_meta_u64(struct ctx *c, const char *key, uint64_t v)
     return rc != 0 ? fault(c, rc, key) : 0;
 }
 
-/* Delete every key of @p dbi that starts with the 8-byte id @p id. */
-static int del_prefix(struct ctx *c, MDB_dbi dbi, uint64_t id)
+/* Delete the keys of @p dbi in [from, end) in key order, at most @p max of
+ * them (0: no limit). Both bounds are 8-byte big-endian numbers, which is
+ * how ids and revisions lead every key they bound. */
+static int del_range(struct ctx *c,
+                     MDB_dbi dbi,
+                     uint64_t from,
+                     uint64_t end,
+                     unsigned max)
 {
-    uint8_t pfx[8];
+    uint8_t lo[8], hi[8];
     MDB_cursor *cur;
-    MDB_val k = {8, pfx};
+    MDB_val k = {8, lo};
+    MDB_val e = {8, hi};
     MDB_val d;
+    unsigned n = 0;
     int rc;
 
-    be64_put(pfx, id);
+    be64_put(lo, from);
+    be64_put(hi, end);
     rc = mdb_cursor_open(c->txn, dbi, &cur);
     if (rc != 0) {
         return fault(c, rc, "cursor");
     }
     rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, pfx, 8) == 0) {
+    while (rc == 0 && mdb_cmp(c->txn, dbi, &k, &e) < 0 &&
+           (max == 0 || n++ < max)) {
         rc = mdb_cursor_del(cur, 0);
-        if (rc != 0) {
-            break;
+        if (rc == 0) {
+            rc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
         }
-        rc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
     }
     mdb_cursor_close(cur);
+    /* After deleting the last key, GET_CURRENT reports NOTFOUND or EINVAL
+     * depending on the LMDB version. */
     if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) {
         return fault(c, rc, "delete range");
     }
     return 0;
+}
+
+/* Every version or label of parameter @p id. */
+static int del_prefix(struct ctx *c, MDB_dbi dbi, uint64_t id)
+{
+    return del_range(c, dbi, id, id + 1, 0);
 }
 
 /* Oldest stored version of parameter @p id, or 0 if none. */
@@ -233,28 +250,7 @@ static int oldest_version(struct ctx *c, uint64_t id, uint64_t *oldest)
  * can always tell a reader that it fell behind. */
 static int feed_trim(struct ctx *c, uint64_t upto)
 {
-    MDB_cursor *cur;
-    MDB_val k, d;
-    unsigned n = 0;
-    int rc = mdb_cursor_open(c->txn, c->s->feed, &cur);
-
-    if (rc != 0) {
-        return fault(c, rc, "cursor");
-    }
-    rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
-    while (rc == 0 && k.mv_size == 8 && be64_get(k.mv_data) <= upto &&
-           n++ < FEED_TRIM_MAX) {
-        rc = mdb_cursor_del(cur, 0);
-        if (rc != 0) {
-            break;
-        }
-        rc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND && rc != EINVAL) {
-        return fault(c, rc, "trim feed");
-    }
-    return 0;
+    return del_range(c, c->s->feed, 0, upto + 1, FEED_TRIM_MAX);
 }
 
 /* Append a change-feed row and trim rows past the retention window. */
