@@ -60,8 +60,7 @@ struct service_call
     char cid[129];
     char user[256];
     bool cancelled;
-    struct cairn_queue link;
-    uint8_t impl[64]; /* node request storage */
+    void *pending; /* the node request in flight, owned by the service */
 };
 
 /**
