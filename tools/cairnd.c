@@ -324,8 +324,10 @@ static int start(struct daemon *d)
         log_error("cannot start the raft node: %s", err.msg);
         return 1;
     }
-    log_info("raft node %llu started on %s", (unsigned long long)d->cfg.node_id,
-             d->cfg.raft_address);
+    node_get_status(d->node, &st);
+    log_info("raft node %llu started on %s (applied index %llu)",
+             (unsigned long long)d->cfg.node_id, d->cfg.raft_address,
+             (unsigned long long)st.applied_index);
 
     rv = service_create(d->node, d->store, &d->svc, &err);
     if (rv != 0) {
