@@ -89,7 +89,7 @@ void wire_reader_close(struct wire_reader *r);
 /** Append received bytes. 0 or RESOURCE_EXHAUSTED. */
 int wire_reader_feed(struct wire_reader *r, const void *p, size_t n);
 /**
- * Take the next complete frame payload: 1 and *payload/*len (valid until
+ * Take the next complete frame payload: 1 and *payload, *len (valid until
  * the next feed), 0 when more bytes are needed, or RESOURCE_EXHAUSTED
  * (negative: -1) when the announced length exceeds max_frame: the peer
  * must be disconnected.
