@@ -38,7 +38,8 @@ struct cairn_client;
  * INVALID_ARGUMENT (bad endpoint list), RESOURCE_EXHAUSTED.
  */
 int cairn_client_connect(const struct cairn_client_options *o,
-                         struct cairn_client **out, struct cairn_error *err);
+                         struct cairn_client **out,
+                         struct cairn_error *err);
 
 /** Close the connection and free the client. NULL is allowed. */
 void cairn_client_close(struct cairn_client *c);
@@ -52,13 +53,19 @@ void cairn_client_close(struct cairn_client *c);
  * and message in @p err; UNAVAILABLE when no node could be reached in time;
  * DEADLINE_EXCEEDED.
  */
-int cairn_call(struct cairn_client *c, const char *method, const void *req,
-               size_t req_len, void **resp, size_t *resp_len,
+int cairn_call(struct cairn_client *c,
+               const char *method,
+               const void *req,
+               size_t req_len,
+               void **resp,
+               size_t *resp_len,
                struct cairn_error *err);
 
 /** The same with JSON text in and out (*resp_json freed with free()). */
-int cairn_call_json(struct cairn_client *c, const char *method,
-                    const char *req_json, char **resp_json,
+int cairn_call_json(struct cairn_client *c,
+                    const char *method,
+                    const char *req_json,
+                    char **resp_json,
                     struct cairn_error *err);
 
 /**
@@ -68,9 +75,13 @@ int cairn_call_json(struct cairn_client *c, const char *method,
  * return from @p page stops the iteration and is returned.
  */
 typedef int (*cairn_page_cb)(void *ctx, const void *resp, size_t len);
-int cairn_call_paged(struct cairn_client *c, const char *method,
-                     const void *req, size_t req_len, cairn_page_cb page,
-                     void *ctx, struct cairn_error *err);
+int cairn_call_paged(struct cairn_client *c,
+                     const char *method,
+                     const void *req,
+                     size_t req_len,
+                     cairn_page_cb page,
+                     void *ctx,
+                     struct cairn_error *err);
 
 /* ---- typed helpers --------------------------------------------------- */
 
@@ -81,7 +92,7 @@ struct cairn_parameter
     char *value; /* NUL-terminated; a SecureString without decryption is
                     its base64 envelope */
     uint64_t version;
-    char *selector; /* NULL unless the name carried one */
+    char *selector;       /* NULL unless the name carried one */
     double last_modified; /* epoch seconds */
     char *arn;
     char *data_type;
@@ -89,24 +100,34 @@ struct cairn_parameter
 
 void cairn_parameter_free(struct cairn_parameter *p);
 
-int cairn_get_parameter(struct cairn_client *c, const char *name,
-                        bool with_decryption, struct cairn_parameter *out,
+int cairn_get_parameter(struct cairn_client *c,
+                        const char *name,
+                        bool with_decryption,
+                        struct cairn_parameter *out,
                         struct cairn_error *err);
 
 /** Put a String, StringList or SecureString; *version gets the new
  * version (may be NULL). */
-int cairn_put_parameter(struct cairn_client *c, const char *name,
-                        const char *value, const char *type, bool overwrite,
-                        uint64_t *version, struct cairn_error *err);
+int cairn_put_parameter(struct cairn_client *c,
+                        const char *name,
+                        const char *value,
+                        const char *type,
+                        bool overwrite,
+                        uint64_t *version,
+                        struct cairn_error *err);
 
-int cairn_delete_parameter(struct cairn_client *c, const char *name,
+int cairn_delete_parameter(struct cairn_client *c,
+                           const char *name,
                            struct cairn_error *err);
 
 /** Every parameter under @p path, all pages, in order. */
 typedef int (*cairn_parameter_cb)(void *ctx, const struct cairn_parameter *p);
-int cairn_get_parameters_by_path(struct cairn_client *c, const char *path,
-                                 bool recursive, bool with_decryption,
-                                 cairn_parameter_cb cb, void *ctx,
+int cairn_get_parameters_by_path(struct cairn_client *c,
+                                 const char *path,
+                                 bool recursive,
+                                 bool with_decryption,
+                                 cairn_parameter_cb cb,
+                                 void *ctx,
                                  struct cairn_error *err);
 
 #ifdef __cplusplus

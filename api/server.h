@@ -35,8 +35,10 @@ struct server;
  * UNAVAILABLE (address in use), INVALID_ARGUMENT (bad address),
  * RESOURCE_EXHAUSTED.
  */
-int server_start(uv_loop_t *loop, struct service *svc,
-                 const struct server_options *o, struct server **out,
+int server_start(uv_loop_t *loop,
+                 struct service *svc,
+                 const struct server_options *o,
+                 struct server **out,
                  struct cairn_error *err);
 
 /** The port actually bound (useful with port 0). */

@@ -21,8 +21,10 @@ struct service;
  * Create the service over @p node and @p store (both borrowed; they outlive
  * the service). Call only on the node's loop thread.
  */
-int service_create(struct node *node, struct store *store,
-                   struct service **out, struct cairn_error *err);
+int service_create(struct node *node,
+                   struct store *store,
+                   struct service **out,
+                   struct cairn_error *err);
 void service_destroy(struct service *svc);
 
 struct service_call;
@@ -33,8 +35,10 @@ struct service_call;
  * call), or an error with call->err filled (status, AWS error name,
  * message).
  */
-typedef void (*service_cb)(struct service_call *call, int status,
-                           const void *body, size_t len);
+typedef void (*service_cb)(struct service_call *call,
+                           int status,
+                           const void *body,
+                           size_t len);
 
 /* Request metadata the service understands. */
 struct service_meta
@@ -72,9 +76,13 @@ struct service_call
  * this node cannot serve (not the leader, shutting down), plus every
  * business error of the operation.
  */
-void service_call(struct service *svc, struct service_call *call,
-                  const char *method, size_t method_len, const void *body,
-                  size_t body_len, const struct service_meta *meta,
+void service_call(struct service *svc,
+                  struct service_call *call,
+                  const char *method,
+                  size_t method_len,
+                  const void *body,
+                  size_t body_len,
+                  const struct service_meta *meta,
                   service_cb cb);
 
 /**

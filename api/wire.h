@@ -56,14 +56,23 @@ struct wire_msg
 };
 
 /** Append one complete frame (length prefix included) to @p out. */
-int wire_encode_request(struct buf *out, uint64_t stream, const char *method,
-                        uint32_t timeout_ms, const void *metadata,
-                        size_t metadata_len, const void *body,
+int wire_encode_request(struct buf *out,
+                        uint64_t stream,
+                        const char *method,
+                        uint32_t timeout_ms,
+                        const void *metadata,
+                        size_t metadata_len,
+                        const void *body,
                         size_t body_len);
 /* metadata: a packed msgpack map (or NULL for an empty map). */
-int wire_encode_response(struct buf *out, uint64_t stream, int status,
-                         const char *error_type, const char *message,
-                         const void *body, size_t body_len, bool more);
+int wire_encode_response(struct buf *out,
+                         uint64_t stream,
+                         int status,
+                         const char *error_type,
+                         const char *message,
+                         const void *body,
+                         size_t body_len,
+                         bool more);
 int wire_encode_cancel(struct buf *out, uint64_t stream);
 int wire_encode_ping(struct buf *out, enum wire_type type, uint64_t nonce);
 int wire_encode_goaway(struct buf *out, int status, const char *message);
@@ -73,8 +82,11 @@ int wire_encode_goaway(struct buf *out, int status, const char *message);
  * caller closes @p doc. Errors: INVALID_ARGUMENT with a message saying what
  * is wrong (not msgpack, not an array, unknown type, wrong field types).
  */
-int wire_decode(const void *payload, size_t len, struct wire_msg *msg,
-                struct mp_doc *doc, struct cairn_error *err);
+int wire_decode(const void *payload,
+                size_t len,
+                struct wire_msg *msg,
+                struct mp_doc *doc,
+                struct cairn_error *err);
 
 /* Reassembles frames from a byte stream. */
 struct wire_reader
@@ -94,7 +106,8 @@ int wire_reader_feed(struct wire_reader *r, const void *p, size_t n);
  * (negative: -1) when the announced length exceeds max_frame: the peer
  * must be disconnected.
  */
-int wire_reader_next(struct wire_reader *r, const uint8_t **payload,
+int wire_reader_next(struct wire_reader *r,
+                     const uint8_t **payload,
                      size_t *len);
 
 #endif

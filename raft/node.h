@@ -16,16 +16,16 @@
 
 struct node_options
 {
-    uint64_t id;              /* Raft server id (1 for a single node) */
-    const char *raft_address; /* "127.0.0.1:7401" */
-    const char *dir;          /* directory for the Raft log and snapshots */
-    struct store *store;      /* borrowed; outlives the node */
-    unsigned election_timeout_ms;  /* 1000 */
+    uint64_t id;                  /* Raft server id (1 for a single node) */
+    const char *raft_address;     /* "127.0.0.1:7401" */
+    const char *dir;              /* directory for the Raft log and snapshots */
+    struct store *store;          /* borrowed; outlives the node */
+    unsigned election_timeout_ms; /* 1000 */
     unsigned heartbeat_timeout_ms; /* 100 */
     unsigned snapshot_threshold;   /* entries between snapshots: 8192 */
     unsigned snapshot_trailing;    /* entries kept after one: 2048 */
-    unsigned max_inflight;    /* group commit: entries in flight: 2 */
-    size_t max_batch_bytes;   /* bytes of commands packed per entry: 1 MiB */
+    unsigned max_inflight;         /* group commit: entries in flight: 2 */
+    size_t max_batch_bytes; /* bytes of commands packed per entry: 1 MiB */
 };
 
 void node_options_default(struct node_options *o);
@@ -37,8 +37,10 @@ struct node;
  * are copied. Errors: RESOURCE_EXHAUSTED, INTERNAL (raft_uv init).
  * Call only on the loop's thread.
  */
-int node_create(uv_loop_t *loop, const struct node_options *o,
-                struct node **out, struct cairn_error *err);
+int node_create(uv_loop_t *loop,
+                const struct node_options *o,
+                struct node **out,
+                struct cairn_error *err);
 
 /**
  * Start: bootstrap a one-voter configuration on a fresh directory, restore
@@ -68,7 +70,8 @@ struct node_propose_req;
  * leadership, in which case the outcome is unknown; RESOURCE_EXHAUSTED;
  * INTERNAL; outcome NULL).
  */
-typedef void (*node_propose_cb)(struct node_propose_req *req, int status,
+typedef void (*node_propose_cb)(struct node_propose_req *req,
+                                int status,
                                 const struct sm_outcome *outcome);
 
 /* Caller-owned request; must stay valid until the callback. */
@@ -88,8 +91,11 @@ struct node_propose_req
  * without calling it: UNAVAILABLE (not the leader; see node_leader),
  * INVALID_ARGUMENT (command larger than max_batch_bytes).
  */
-int node_propose(struct node *n, struct node_propose_req *req,
-                 const void *cmd, size_t len, node_propose_cb cb);
+int node_propose(struct node *n,
+                 struct node_propose_req *req,
+                 const void *cmd,
+                 size_t len,
+                 node_propose_cb cb);
 
 /* ---- linearizable reads ---------------------------------------------- */
 
@@ -111,7 +117,8 @@ struct node_barrier_req
  * or UNAVAILABLE (not the leader / leadership lost). Returns 0 or
  * UNAVAILABLE without calling @p cb.
  */
-int node_barrier(struct node *n, struct node_barrier_req *req,
+int node_barrier(struct node *n,
+                 struct node_barrier_req *req,
                  node_barrier_cb cb);
 
 /* ---- state ----------------------------------------------------------- */
