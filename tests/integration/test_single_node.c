@@ -554,7 +554,17 @@ static void never_reads(void **state)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     buf_init(&out);
     buf_init(&body);
-    test_json_to_mp("{\"Path\":\"/big\",\"Recursive\":true}", &body);
+    {
+        /* 4 KB requests (unknown fields are ignored) fill the socket
+         * buffers quickly; each answer is ~40 KB. */
+        char *json = NULL;
+        assert_true(asprintf(&json,
+                             "{\"Path\":\"/big\",\"Recursive\":true,"
+                             "\"Padding\":\"%s\"}",
+                             value) > 0);
+        test_json_to_mp(json, &body);
+        free(json);
+    }
     for (uint64_t i = 1; i <= 100000; i++) {
         struct pollfd pfd = {fd, POLLOUT, 0};
         buf_reset(&out);
