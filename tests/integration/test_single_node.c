@@ -392,6 +392,33 @@ static void kill9_keeps_acknowledged(void **state)
     cairn_client_close(c);
 }
 
+/* The README's example application fetches /my-app/dev/ by path. */
+static void example_program(void **state)
+{
+    struct daemon *d = *state;
+    struct cairn_client *c = daemon_client(d);
+    char *out = NULL, *errs = NULL;
+    int status;
+
+    put(c, "/my-app/dev/db-url", "postgres://db.dev:5432/app");
+    put(c, "/my-app/dev/db-password", "hunter2");
+    put(c, "/my-app/prod/db-url", "postgres://db.prod:5432/app");
+    cairn_client_close(c);
+    setenv("CAIRN_ENDPOINT", d->endpoint, 1);
+    {
+        char *argv[] = {getenv("FETCH_CONFIG"), NULL};
+        status = proc_run(argv, &out, &errs, 20000);
+    }
+    unsetenv("CAIRN_ENDPOINT");
+    assert_int_equal(status, 0);
+    assert_string_equal(out,
+                        "/my-app/dev/db-password = hunter2 (version 1)\n"
+                        "/my-app/dev/db-url = postgres://db.dev:5432/app "
+                        "(version 1)\n");
+    free(out);
+    free(errs);
+}
+
 /******************************************************************************
  * Bad input on the socket
  *****************************************************************************/
@@ -601,6 +628,7 @@ int main(void)
         T(restart_keeps_data),
         T(second_server_refused),
         T(kill9_keeps_acknowledged),
+        T(example_program),
         T(bad_truncated),
         T(bad_oversized),
         T(bad_random),
