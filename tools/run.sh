@@ -1,8 +1,9 @@
 #!/bin/sh
-# Install what is missing, build Cairn in release mode in build/, and run it.
-# Until the server exists (issue 3) "running Cairn" means cairn-sample: it
-# loads sample parameters into a local store (./cairn-data) and lists them
-# by path. Extra arguments go to cairn-sample (for example --data-dir DIR).
+# Install what is missing, build Cairn in release mode in build/, and run
+# cairnd in the foreground: a single-node cluster on its embedded defaults
+# (data in ./cairn-data, client API on 127.0.0.1:7400, Raft on
+# 127.0.0.1:7401). Ctrl-C stops it cleanly. Extra arguments go to cairnd
+# (see ./build/tools/cairnd --help).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,4 +19,4 @@ else
     meson setup --buildtype=release build
 fi
 ninja -C build
-exec ./build/tools/cairn-sample "$@"
+exec ./build/tools/cairnd "$@"
