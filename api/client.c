@@ -771,26 +771,9 @@ static int pack_with_token(struct buf *out,
                            const msgpack_object *req,
                            const char *token)
 {
-    msgpack_packer pk;
-    uint32_t n = token != NULL ? 1 : 0;
-
-    for (uint32_t i = 0; i < req->via.map.size; i++) {
-        n += !mp_str_eq(&req->via.map.ptr[i].key, "NextToken");
-    }
+    struct mp_str t = {token, token != NULL ? strlen(token) : 0};
     buf_reset(out);
-    mp_packer_init(&pk, out);
-    msgpack_pack_map(&pk, n);
-    for (uint32_t i = 0; i < req->via.map.size; i++) {
-        const msgpack_object_kv *kv = &req->via.map.ptr[i];
-        if (!mp_str_eq(&kv->key, "NextToken")) {
-            msgpack_pack_object(&pk, kv->key);
-            msgpack_pack_object(&pk, kv->val);
-        }
-    }
-    if (token != NULL) {
-        mp_pack_kv_cstr(&pk, "NextToken", token);
-    }
-    return out->oom ? CAIRN_RESOURCE_EXHAUSTED : 0;
+    return mp_pack_map_with(out, req, "NextToken", t);
 }
 
 /* The NextToken of a response as a new string in *token (NULL when the

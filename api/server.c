@@ -747,38 +747,16 @@ static int next_request(struct stream *st,
                         struct cairn_error *err)
 {
     struct mp_doc doc;
-    msgpack_packer pk;
     struct buf out;
-    uint32_t keep = 0;
-    const msgpack_object_map *m;
-    int rv;
+    int rv = mp_doc_parse_map(&doc, st->req.data, st->req.len, err);
 
-    rv = mp_doc_parse(&doc, st->req.data, st->req.len, err);
     if (rv != 0) {
         return rv;
     }
-    if (doc.root.type != MSGPACK_OBJECT_MAP) {
-        mp_doc_close(&doc);
-        return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
-                               "SerializationException",
-                               "the request body must be a map");
-    }
-    m = &doc.root.via.map;
-    for (uint32_t i = 0; i < m->size; i++) {
-        keep += !mp_str_eq(&m->ptr[i].key, "NextToken");
-    }
     buf_init(&out);
-    mp_packer_init(&pk, &out);
-    msgpack_pack_map(&pk, keep + 1);
-    for (uint32_t i = 0; i < m->size; i++) {
-        if (!mp_str_eq(&m->ptr[i].key, "NextToken")) {
-            msgpack_pack_object(&pk, m->ptr[i].key);
-            msgpack_pack_object(&pk, m->ptr[i].val);
-        }
-    }
-    mp_pack_kv_str(&pk, "NextToken", token.p, token.n);
+    rv = mp_pack_map_with(&out, &doc.root, "NextToken", token);
     mp_doc_close(&doc);
-    if (out.oom) {
+    if (rv != 0) {
         buf_close(&out);
         return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, "InternalFailure",
                                "out of memory");

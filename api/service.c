@@ -320,15 +320,9 @@ static void start_write(struct service_call *call)
     unsigned fields = 4;
     int rv;
 
-    rv = mp_doc_parse(&doc, call->req.data, call->req.len, &call->err);
+    rv = mp_doc_parse_map(&doc, call->req.data, call->req.len, &call->err);
     if (rv != 0) {
         finish(call, rv, NULL, 0);
-        return;
-    }
-    if (doc.root.type != MSGPACK_OBJECT_MAP) {
-        mp_doc_close(&doc);
-        fail(call, CAIRN_INVALID_ARGUMENT, "SerializationException",
-             "a request body must be a msgpack map");
         return;
     }
     rv = validate_write(call, &doc.root);

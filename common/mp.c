@@ -422,6 +422,50 @@ int mp_doc_parse_trusted(struct mp_doc *doc,
     return 0;
 }
 
+int mp_doc_parse_map(struct mp_doc *doc,
+                     const void *data,
+                     size_t len,
+                     struct cairn_error *err)
+{
+    int rv = mp_doc_parse(doc, data, len, err);
+    if (rv != 0) {
+        return rv;
+    }
+    if (doc->root.type != MSGPACK_OBJECT_MAP) {
+        mp_doc_close(doc);
+        return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
+                               "SerializationException",
+                               "a request body must be a msgpack map");
+    }
+    return 0;
+}
+
+int mp_pack_map_with(struct buf *out,
+                     const msgpack_object *map,
+                     const char *key,
+                     struct mp_str value)
+{
+    msgpack_packer pk;
+    uint32_t n = value.p != NULL ? 1 : 0;
+
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        n += !mp_str_eq(&map->via.map.ptr[i].key, key);
+    }
+    mp_packer_init(&pk, out);
+    msgpack_pack_map(&pk, n);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (!mp_str_eq(&kv->key, key)) {
+            msgpack_pack_object(&pk, kv->key);
+            msgpack_pack_object(&pk, kv->val);
+        }
+    }
+    if (value.p != NULL) {
+        mp_pack_kv_str(&pk, key, value.p, value.n);
+    }
+    return out->oom ? CAIRN_RESOURCE_EXHAUSTED : 0;
+}
+
 void mp_doc_close(struct mp_doc *doc)
 {
     if (doc != NULL) {

@@ -154,6 +154,26 @@ int mp_rd_i64(struct mp_rd *r, int64_t *v);
 /* Skip one object of any type (bounded by MP_MAX_DEPTH). */
 int mp_rd_skip(struct mp_rd *r);
 
+/**
+ * mp_doc_parse, then require a map: INVALID_ARGUMENT /
+ * SerializationException "a request body must be a msgpack map" otherwise.
+ */
+int mp_doc_parse_map(struct mp_doc *doc,
+                     const void *data,
+                     size_t len,
+                     struct cairn_error *err);
+
+/**
+ * Append to @p out a copy of map @p map with its field @p key set to the
+ * string @p value (replacing it if present), or removed when value.p is
+ * NULL: how paged requests move on to their NextToken.
+ * 0 or RESOURCE_EXHAUSTED.
+ */
+int mp_pack_map_with(struct buf *out,
+                     const msgpack_object *map,
+                     const char *key,
+                     struct mp_str value);
+
 /** The value of string key @p key in map @p map, or NULL. */
 const msgpack_object *mp_map_get(const msgpack_object *map, const char *key);
 

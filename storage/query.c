@@ -1764,15 +1764,9 @@ int query_run(struct store *s,
                                "UnknownOperationException",
                                "unknown read method %.64s", method);
     }
-    rv = mp_doc_parse(&doc, req, len, err);
+    rv = mp_doc_parse_map(&doc, req, len, err);
     if (rv != 0) {
         return rv;
-    }
-    if (doc.root.type != MSGPACK_OBJECT_MAP) {
-        mp_doc_close(&doc);
-        return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
-                               "SerializationException",
-                               "a request body must be a msgpack map");
     }
     memset(&q, 0, sizeof(q));
     q.s = s;
