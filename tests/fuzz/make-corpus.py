@@ -12,6 +12,7 @@ reproducer added by hand, for example) are left alone.
 """
 
 import os
+import struct
 import sys
 
 import msgpack
@@ -208,6 +209,38 @@ def mp_seeds():
     return s
 
 
+def frame(items):
+    body = pack(items)
+    return struct.pack(">I", len(body)) + body
+
+
+def wire_seeds():
+    """Byte streams as a server reads them: one or more frames."""
+    req = pack({"Name": "/a/b"})
+    s = {}
+    s["request"] = frame([0, 1, "GetParameter", 5000, {}, req])
+    s["request-meta"] = frame([0, 7, "PutParameter", 0,
+                               {"cid": "c" * 32, "seq": 3,
+                                "consistency": "stale", "stream": True,
+                                "user": "arn:aws:iam::0:root"},
+                               pack({"Name": "/a", "Value": "v",
+                                     "Type": "String"})])
+    s["response"] = frame([1, 1, 5, "ParameterNotFound",
+                           "Parameter /a not found.", b"", False])
+    s["cancel"] = frame([2, 9])
+    s["ping"] = frame([3, 42]) + frame([4, 42])
+    s["goaway"] = frame([5, 14, "shutting down"])
+    s["pipelined"] = b"".join(frame([0, i, "GetParameter", 0, {}, req])
+                              for i in range(1, 6))
+    s["split-length"] = s["request"][:2]
+    s["zero-length"] = b"\0\0\0\0"
+    s["huge-length"] = b"\x7f\xff\xff\xff\x96\x00"
+    s["wrong-types"] = frame([0, "one", 7, "x", [], {}])
+    s["unknown-type"] = frame([9, 1])
+    s["not-array"] = frame({"type": 0})
+    return s
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -223,6 +256,7 @@ def main():
         sys.exit("python3-msgpack >= 1.0 is required")
     write("sm", sm_seeds())
     write("mp", mp_seeds())
+    write("wire", wire_seeds())
 
 
 if __name__ == "__main__":
