@@ -1,0 +1,1272 @@
+/* Unit tests for tools/cli_args.c: the cairn CLI's command line parsing
+ * (AWS shorthand, JSON and file:// values, botocore-style validation),
+ * pagination merging and the AWS CLI's json, text and table output. The
+ * expected outputs of the formatters were produced by the AWS CLI's own
+ * formatters on the same data. */
+#include "test.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_args.h"
+#include "mp.h"
+
+/******************************************************************************
+ *
+ * Fixture
+ *
+ *****************************************************************************/
+
+struct fixture
+{
+    char *dir; /* for file:// values */
+    struct cli_diag d;
+    struct cli_invocation inv;
+    struct buf out;
+    json_t *j;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL) {
+        return -1;
+    }
+    f->dir = test_mkdtemp();
+    buf_init(&f->out);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    cli_invocation_close(&f->inv);
+    json_decref(f->j);
+    buf_close(&f->out);
+    test_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/******************************************************************************
+ *
+ * Helper macros
+ *
+ *****************************************************************************/
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Compact JSON of @p j with members in their order; the caller frees. */
+static char *dump(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(s);
+    return s;
+}
+
+/* Write @p text to DIR/@p name and return "file://DIR/name" (freed by the
+ * caller). */
+static char *write_file(struct fixture *f, const char *name, const char *text)
+{
+    char *path;
+    char *url;
+    FILE *fp;
+
+    assert_true(asprintf(&path, "%s/%s", f->dir, name) > 0);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+    assert_int_equal(fclose(fp), 0);
+    assert_true(asprintf(&url, "file://%s", path) > 0);
+    free(path);
+    return url;
+}
+
+/* The output buffer as a C string. */
+static const char *out_str(struct fixture *f)
+{
+    assert_int_equal(buf_terminate(&f->out), 0);
+    return f->out.data != NULL ? (const char *)f->out.data : "";
+}
+
+static json_t *load(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
+    if (j == NULL) {
+        fail_msg("bad test JSON: %s", e.text);
+    }
+    return j;
+}
+
+/******************************************************************************
+ *
+ * Assertions
+ *
+ *****************************************************************************/
+
+/* Shorthand @p text parses to the compact JSON @p want. */
+#define ASSERT_SHORTHAND(text, want)                                     \
+    do {                                                                 \
+        json_t *j_;                                                      \
+        char *s_;                                                        \
+        assert_int_equal(cli_shorthand_parse("x", text, &j_, &f->d), 0); \
+        s_ = dump(j_);                                                   \
+        assert_string_equal(s_, want);                                   \
+        free(s_);                                                        \
+        json_decref(j_);                                                 \
+    } while (0)
+
+/* The struct list flag @p flag of @p cmd, given @p vals, fails with
+ * exactly @p msg. */
+static void assert_struct_error(struct fixture *f,
+                                const char *cmd,
+                                const char *flag,
+                                char *const *vals,
+                                size_t n,
+                                const char *msg)
+{
+    const struct cli_command *c = cli_command_find(cmd);
+    const struct cli_flag *fl = NULL;
+    json_t *j = NULL;
+
+    assert_non_null(c);
+    for (size_t i = 0; i < c->n_flags; i++) {
+        if (strcmp(c->flags[i].name, flag) == 0) {
+            fl = &c->flags[i];
+        }
+    }
+    assert_non_null(fl);
+    assert_int_equal(cli_struct_list(fl, vals, n, &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_null(j);
+    assert_false(f->d.usage);
+    assert_string_equal(f->d.msg, msg);
+}
+
+static char *struct_ok(struct fixture *f,
+                       const char *cmd,
+                       const char *flag,
+                       char *const *vals,
+                       size_t n)
+{
+    const struct cli_command *c = cli_command_find(cmd);
+    const struct cli_flag *fl = NULL;
+    json_t *j = NULL;
+    char *s;
+
+    for (size_t i = 0; i < c->n_flags; i++) {
+        if (strcmp(c->flags[i].name, flag) == 0) {
+            fl = &c->flags[i];
+        }
+    }
+    assert_non_null(fl);
+    if (cli_struct_list(fl, vals, n, &j, &f->d) != 0) {
+        fail_msg("unexpected error: %s", f->d.msg);
+    }
+    s = dump(j);
+    json_decref(j);
+    return s;
+}
+
+/* Parse @p argv and check the request is @p want. */
+static void assert_request(struct fixture *f,
+                           int argc,
+                           char *const *argv,
+                           const char *want)
+{
+    char *s;
+
+    if (cli_parse(argc, argv, &f->inv, &f->d) != 0) {
+        fail_msg("parse failed: %s", f->d.msg);
+    }
+    s = dump(f->inv.request);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+/* Parse @p argv and check it fails with @p msg (usage error or not). */
+static void assert_parse_error(struct fixture *f,
+                               int argc,
+                               char *const *argv,
+                               bool usage,
+                               const char *msg)
+{
+    assert_int_equal(cli_parse(argc, argv, &f->inv, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_string_equal(f->d.msg, msg);
+    assert_int_equal(f->d.usage, usage);
+}
+
+/* Render the JSON text @p resp and compare with @p want. */
+static void assert_render(struct fixture *f,
+                          const char *resp,
+                          enum cli_output fmt,
+                          const char *title,
+                          bool paged,
+                          unsigned width,
+                          const char *want)
+{
+    json_t *j = load(resp);
+
+    buf_reset(&f->out);
+    assert_int_equal(cli_render(j, fmt, title, paged, width, &f->out), 0);
+    json_decref(j);
+    assert_string_equal(out_str(f), want);
+}
+
+/******************************************************************************
+ *
+ * Shorthand syntax
+ *
+ *****************************************************************************/
+
+/* A tag in shorthand gives a Key/Value structure. */
+static void shorthand_tag(void **state)
+{
+    struct fixture *f = *state;
+    ASSERT_SHORTHAND("Key=env,Value=prod",
+                     "{\"Key\":\"env\",\"Value\":\"prod\"}");
+}
+
+/* Values after a comma form a list until a "key=" starts the next member. */
+static void shorthand_csv_list(void **state)
+{
+    struct fixture *f = *state;
+    ASSERT_SHORTHAND("Key=Type,Values=String,SecureString",
+                     "{\"Key\":\"Type\",\"Values\":[\"String\","
+                     "\"SecureString\"]}");
+    ASSERT_SHORTHAND("Key=Type,Option=Equals,Values=String,SecureString",
+                     "{\"Key\":\"Type\",\"Option\":\"Equals\",\"Values\":["
+                     "\"String\",\"SecureString\"]}");
+    ASSERT_SHORTHAND("Key=a,b,Value=c",
+                     "{\"Key\":[\"a\",\"b\"],\"Value\":\"c\"}");
+}
+
+/* Quotes and "\," put a comma into a value; "=" may appear inside one. */
+static void shorthand_commas_in_values(void **state)
+{
+    struct fixture *f = *state;
+    ASSERT_SHORTHAND("Key=\"a,b\",Value=c",
+                     "{\"Key\":\"a,b\",\"Value\":\"c\"}");
+    ASSERT_SHORTHAND("Key='x, y',Value=c",
+                     "{\"Key\":\"x, y\",\"Value\":\"c\"}");
+    ASSERT_SHORTHAND("Key=a\\,b,Value=c", "{\"Key\":\"a,b\",\"Value\":\"c\"}");
+    ASSERT_SHORTHAND("Key=a=b", "{\"Key\":\"a=b\"}");
+    ASSERT_SHORTHAND("Key='it\\'s'", "{\"Key\":\"it's\"}");
+}
+
+/* Explicit lists, hashes, empty values and spaces around separators. */
+static void shorthand_forms(void **state)
+{
+    struct fixture *f = *state;
+    ASSERT_SHORTHAND("Key=Name,Values=[a,b],Option=Equals",
+                     "{\"Key\":\"Name\",\"Values\":[\"a\",\"b\"],\"Option\":"
+                     "\"Equals\"}");
+    ASSERT_SHORTHAND("a={b=c,d=[e,f]}",
+                     "{\"a\":{\"b\":\"c\",\"d\":[\"e\","
+                     "\"f\"]}}");
+    ASSERT_SHORTHAND("Key=,Value=x", "{\"Key\":\"\",\"Value\":\"x\"}");
+    ASSERT_SHORTHAND("Key=", "{\"Key\":\"\"}");
+    ASSERT_SHORTHAND("Key = a , Value = b", "{\"Key\":\"a\",\"Value\":\"b\"}");
+    ASSERT_SHORTHAND("Values=[]", "{\"Values\":[]}");
+    ASSERT_SHORTHAND("k=\"a\\\\b\"", "{\"k\":\"a\\\\b\"}");
+}
+
+/* A missing '=' is reported as the AWS CLI does, with a caret. */
+static void shorthand_missing_equals(void **state)
+{
+    struct fixture *f = *state;
+    json_t *j = NULL;
+
+    assert_int_equal(cli_shorthand_parse("tags", "Key", &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_null(j);
+    assert_string_equal(f->d.msg,
+                        "Error parsing parameter '--tags': Expected: '=', "
+                        "received: 'EOF' for input:\nKey\n   ^");
+    assert_int_equal(cli_shorthand_parse("tags", "Key=[a],Value", &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_string_equal(f->d.msg,
+                        "Error parsing parameter '--tags': Expected: '=', "
+                        "received: 'EOF' for input:\nKey=[a],Value\n"
+                        "             ^");
+    /* Without "=", a second word is a list item, as in the AWS CLI. */
+    ASSERT_SHORTHAND("Key=a,Value", "{\"Key\":[\"a\",\"Value\"]}");
+    assert_int_equal(cli_shorthand_parse("tags", "Key:a", &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_string_equal(f->d.msg,
+                        "Error parsing parameter '--tags': Expected: '=', "
+                        "received: 'EOF' for input:\nKey:a\n     ^");
+}
+
+/* A trailing comma, a repeated key and an unclosed quote are errors. */
+static void shorthand_syntax_errors(void **state)
+{
+    struct fixture *f = *state;
+    json_t *j = NULL;
+
+    assert_int_equal(cli_shorthand_parse("parameter-filters",
+                                         "Key=Name,Values=a,", &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_string_equal(f->d.msg,
+                        "Error parsing parameter '--parameter-filters': "
+                        "Expected: '<second>', received: '<none>' for "
+                        "input:\nKey=Name,Values=a,\n                  ^");
+    assert_int_equal(
+        cli_shorthand_parse("parameter-filters", "Key=Name,Key=b", &j, &f->d),
+        CAIRN_INVALID_ARGUMENT);
+    assert_string_equal(f->d.msg,
+                        "Error parsing parameter '--parameter-filters': "
+                        "Second instance of key \"Key\" encountered for "
+                        "input:\nKey=Name,Key=b\n         ^\nThis is often "
+                        "because there is a preceding \",\" instead of a "
+                        "space.");
+    assert_int_equal(cli_shorthand_parse("tags", "Key='abc", &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_string_equal(f->d.msg,
+                        "Error parsing parameter '--tags': Expected: "
+                        "'<singled quoted>', received: '<none>' for input:\n"
+                        "Key='abc\n    ^");
+    assert_int_equal(cli_shorthand_parse("tags", "Values=[a,b", &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_null(j);
+}
+
+/* "key@=file://..." reads that member's value from a file. */
+static void shorthand_paramfile_member(void **state)
+{
+    struct fixture *f = *state;
+    char *url = write_file(f, "v.txt", "from file");
+    char *text;
+    json_t *j = NULL;
+    char *s;
+
+    assert_true(asprintf(&text, "Key=k,Value@=%s", url) > 0);
+    assert_int_equal(cli_shorthand_parse("tags", text, &j, &f->d), 0);
+    s = dump(j);
+    assert_string_equal(s, "{\"Key\":\"k\",\"Value\":\"from file\"}");
+    free(s);
+    json_decref(j);
+    free(text);
+    /* Without the "@" a file:// value stays text. */
+    assert_true(asprintf(&text, "Key=k,Value=%s", url) > 0);
+    assert_int_equal(cli_shorthand_parse("tags", text, &j, &f->d), 0);
+    assert_string_equal(json_string_value(json_object_get(j, "Value")), url);
+    json_decref(j);
+    free(text);
+    free(url);
+}
+
+/******************************************************************************
+ *
+ * Structure lists and validation
+ *
+ *****************************************************************************/
+
+/* Several shorthand arguments give one list; a single value given to a
+ * list member becomes a one-item list. */
+static void struct_list_shorthand(void **state)
+{
+    struct fixture *f = *state;
+    char *tags[] = {"Key=env,Value=prod", "Key=team,Value=core"};
+    char *filters[] = {"Key=Type,Values=String",
+                       "Key=Name,Option=BeginsWith,Values=/a,/b"};
+    char *s;
+
+    s = struct_ok(f, "put-parameter", "tags", tags, 2);
+    assert_string_equal(s,
+                        "[{\"Key\":\"env\",\"Value\":\"prod\"},{\"Key\":"
+                        "\"team\",\"Value\":\"core\"}]");
+    free(s);
+    s = struct_ok(f, "describe-parameters", "parameter-filters", filters, 2);
+    assert_string_equal(s,
+                        "[{\"Key\":\"Type\",\"Values\":[\"String\"]},"
+                        "{\"Key\":\"Name\",\"Option\":\"BeginsWith\","
+                        "\"Values\":[\"/a\",\"/b\"]}]");
+    free(s);
+}
+
+/* The JSON form keeps commas inside values and the members' order. */
+static void struct_list_json(void **state)
+{
+    struct fixture *f = *state;
+    char *arr[] = {
+        "  [{\"Key\":\"Name\",\"Values\":[\"a,b\",\"c\"],"
+        "\"Option\":\"Contains\"}]"};
+    char *objs[] = {"{\"Key\":\"a\",\"Value\":\"x,y\"}", "Key=b,Value=z"};
+    char *s;
+
+    s = struct_ok(f, "describe-parameters", "parameter-filters", arr, 1);
+    assert_string_equal(s,
+                        "[{\"Key\":\"Name\",\"Values\":[\"a,b\",\"c\"],"
+                        "\"Option\":\"Contains\"}]");
+    free(s);
+    s = struct_ok(f, "add-tags-to-resource", "tags", objs, 2);
+    assert_string_equal(s,
+                        "[{\"Key\":\"a\",\"Value\":\"x,y\"},{\"Key\":"
+                        "\"b\",\"Value\":\"z\"}]");
+    free(s);
+}
+
+/* Unknown members are named with the members the shape accepts. */
+static void struct_list_unknown_key(void **state)
+{
+    struct fixture *f = *state;
+    char *tags[] = {"Key=a,Value=b", "Key=a,Value=b,Foo=c"};
+    char *filters[] = {"[{\"Key\":\"Type\",\"Vals\":[\"String\"]}]"};
+
+    assert_struct_error(f, "put-parameter", "tags", tags, 2,
+                        "Parameter validation failed:\nUnknown parameter in "
+                        "Tags[1]: \"Foo\", must be one of: Key, Value");
+    assert_struct_error(f, "get-parameters-by-path", "parameter-filters",
+                        filters, 1,
+                        "Parameter validation failed:\nUnknown parameter in "
+                        "ParameterFilters[0]: \"Vals\", must be one of: Key, "
+                        "Option, Values");
+}
+
+/* Missing required members and wrong types read as botocore's. */
+static void struct_list_types(void **state)
+{
+    struct fixture *f = *state;
+    char *missing[] = {"Key=a"};
+    char *list_key[] = {"Key=a,b,Value=c"};
+    char *str_values[] = {"[{\"Key\":\"Name\",\"Values\":\"x\"}]"};
+    char *not_list[] = {"[{\"Key\":\"Name\",\"Values\":[\"x\",5]}, 7]"};
+
+    assert_struct_error(f, "put-parameter", "tags", missing, 1,
+                        "Parameter validation failed:\nMissing required "
+                        "parameter in Tags[0]: \"Value\"");
+    assert_struct_error(f, "put-parameter", "tags", list_key, 1,
+                        "Parameter validation failed:\nInvalid type for "
+                        "parameter Tags[0].Key, value: ['a', 'b'], type: "
+                        "<class 'list'>, valid types: <class 'str'>");
+    assert_struct_error(f, "describe-parameters", "parameter-filters",
+                        str_values, 1,
+                        "Parameter validation failed:\nInvalid type for "
+                        "parameter ParameterFilters[0].Values, value: x, "
+                        "type: <class 'str'>, valid types: <class 'list'>, "
+                        "<class 'tuple'>");
+    assert_struct_error(f, "describe-parameters", "parameter-filters", not_list,
+                        1,
+                        "Parameter validation failed:\nInvalid type for "
+                        "parameter ParameterFilters[0].Values[1], value: 5, "
+                        "type: <class 'int'>, valid types: <class 'str'>\n"
+                        "Invalid type for parameter ParameterFilters[1], "
+                        "value: 7, type: <class 'int'>, valid types: <class "
+                        "'dict'>");
+}
+
+/* Malformed JSON is reported with the text received. */
+static void struct_list_bad_json(void **state)
+{
+    struct fixture *f = *state;
+    const struct cli_command *c = cli_command_find("put-parameter");
+    const struct cli_flag *tags = NULL;
+    char *vals[] = {"[{\"Key\": \"a\""};
+    json_t *j = NULL;
+
+    for (size_t i = 0; i < c->n_flags; i++) {
+        if (strcmp(c->flags[i].name, "tags") == 0) {
+            tags = &c->flags[i];
+        }
+    }
+    assert_int_equal(cli_struct_list(tags, vals, 1, &j, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_true(strncmp(f->d.msg,
+                        "Error parsing parameter '--tags': Invalid JSON: ",
+                        strlen("Error parsing parameter '--tags': Invalid "
+                               "JSON: ")) == 0);
+    assert_non_null(strstr(f->d.msg, "\nJSON received: [{\"Key\": \"a\""));
+}
+
+/******************************************************************************
+ *
+ * file:// values
+ *
+ *****************************************************************************/
+
+/* file:// and fileb:// read the whole file, newline included, as AWS does;
+ * other values are copied. */
+static void load_value_file(void **state)
+{
+    struct fixture *f = *state;
+    char *url = write_file(f, "value.txt", "line1\nline2,{x}\n");
+    char *fileb;
+    char *out = NULL;
+    size_t len = 0;
+
+    assert_int_equal(cli_load_value("value", url, &out, &len, &f->d), 0);
+    assert_string_equal(out, "line1\nline2,{x}\n");
+    assert_int_equal(len, 16);
+    free(out);
+    assert_true(asprintf(&fileb, "fileb://%s", url + strlen("file://")) > 0);
+    assert_int_equal(cli_load_value("value", fileb, &out, &len, &f->d), 0);
+    assert_string_equal(out, "line1\nline2,{x}\n");
+    free(out);
+    free(fileb);
+    free(url);
+    url = write_file(f, "empty.txt", "");
+    assert_int_equal(cli_load_value("value", url, &out, &len, &f->d), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(len, 0);
+    free(out);
+    free(url);
+    assert_int_equal(cli_load_value("value", "plain,text", &out, NULL, &f->d),
+                     0);
+    assert_string_equal(out, "plain,text");
+    free(out);
+}
+
+/* A missing file fails with AWS's paramfile message. */
+static void load_value_missing(void **state)
+{
+    struct fixture *f = *state;
+    char *out = NULL;
+
+    assert_int_equal(cli_load_value("value", "file:///nonexistent/cairn-x",
+                                    &out, NULL, &f->d),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_null(out);
+    assert_string_equal(f->d.msg,
+                        "Error parsing parameter '--value': Unable to load "
+                        "paramfile file:///nonexistent/cairn-x: No such file "
+                        "or directory");
+}
+
+/******************************************************************************
+ *
+ * Command lines
+ *
+ *****************************************************************************/
+
+/* Every put-parameter flag reaches its AWS member; file:// works for
+ * --value and --policies. */
+static void parse_put_parameter(void **state)
+{
+    struct fixture *f = *state;
+    char *value = write_file(f, "v", "secret\n");
+    char *policies = write_file(f, "p.json",
+                                "[{\"Type\":\"Expiration\",\"Version\":\"1.0\","
+                                "\"Attributes\":{\"Timestamp\":\"2030-01-01T00:"
+                                "00:00.000Z\"}}]");
+    char *argv[] = {"cairn",
+                    "put-parameter",
+                    "--name",
+                    "/app/db",
+                    "--value",
+                    value,
+                    "--type",
+                    "SecureString",
+                    "--key-id",
+                    "alias/k",
+                    "--no-overwrite",
+                    "--description",
+                    "DB password",
+                    "--tier",
+                    "Advanced",
+                    "--allowed-pattern",
+                    "^.*$",
+                    "--data-type",
+                    "text",
+                    "--policies",
+                    policies,
+                    "--tags",
+                    "Key=env,Value=prod",
+                    "Key=team,Value=core"};
+
+    assert_request(
+        f, ARGC(argv), argv,
+        "{\"Name\":\"/app/db\",\"Description\":\"DB password\",\"Value\":"
+        "\"secret\\n\",\"Type\":\"SecureString\",\"KeyId\":\"alias/k\","
+        "\"Overwrite\":false,\"AllowedPattern\":\"^.*$\",\"Tags\":[{\"Key\":"
+        "\"env\",\"Value\":\"prod\"},{\"Key\":\"team\",\"Value\":\"core\"}],"
+        "\"Tier\":\"Advanced\",\"Policies\":\"[{\\\"Type\\\":\\\"Expiration"
+        "\\\",\\\"Version\\\":\\\"1.0\\\",\\\"Attributes\\\":{\\\"Timestamp"
+        "\\\":\\\"2030-01-01T00:00:00.000Z\\\"}}]\",\"DataType\":\"text\"}");
+    assert_ptr_equal(f->inv.cmd, cli_command_find("put-parameter"));
+    assert_int_equal(f->inv.opt.output, CLI_OUTPUT_JSON);
+    free(value);
+    free(policies);
+}
+
+/* Global options go anywhere, "--flag=value" works, an "ssm" word before
+ * the command is accepted, and a negative number is a value. */
+static void parse_globals_anywhere(void **state)
+{
+    struct fixture *f = *state;
+    char *argv[] = {"cairn",
+                    "--output",
+                    "text",
+                    "ssm",
+                    "get-parameter",
+                    "--name=/a:2",
+                    "--with-decryption",
+                    "--endpoint",
+                    "http://10.0.0.1:7400",
+                    "--consistency",
+                    "stale",
+                    "--cli-read-timeout",
+                    "2.5",
+                    "--region",
+                    "us-east-1"};
+    char *argv2[] = {"cairn", "put-parameter", "--name",        "n", "--value",
+                     "-5",    "--overwrite",   "--output=table"};
+
+    assert_request(f, ARGC(argv), argv,
+                   "{\"Name\":\"/a:2\",\"WithDecryption\":true}");
+    assert_int_equal(f->inv.opt.output, CLI_OUTPUT_TEXT);
+    assert_string_equal(f->inv.opt.endpoint, "http://10.0.0.1:7400");
+    assert_true(f->inv.opt.stale);
+    assert_int_equal(f->inv.opt.timeout_ms, 2500);
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(argv2), argv2,
+                   "{\"Name\":\"n\",\"Value\":\"-5\",\"Overwrite\":true}");
+    assert_int_equal(f->inv.opt.output, CLI_OUTPUT_TABLE);
+}
+
+/* List flags take every following word, or one JSON array. */
+static void parse_lists(void **state)
+{
+    struct fixture *f = *state;
+    char *words[] = {"cairn", "get-parameters", "--names",
+                     "/a",    "/b:1",           "--with-decryption"};
+    char *json[] = {"cairn",
+                    "label-parameter-version",
+                    "--name",
+                    "/a",
+                    "--labels",
+                    "[\"live\",\"blue\"]",
+                    "--parameter-version",
+                    "3"};
+    char *bad[] = {"cairn", "delete-parameters", "--names", "[\"a\",5]"};
+
+    assert_request(f, ARGC(words), words,
+                   "{\"Names\":[\"/a\",\"/b:1\"],\"WithDecryption\":true}");
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(json), json,
+                   "{\"Name\":\"/a\",\"ParameterVersion\":3,\"Labels\":["
+                   "\"live\",\"blue\"]}");
+    cli_invocation_close(&f->inv);
+    assert_parse_error(f, ARGC(bad), bad, false,
+                       "Parameter validation failed:\nInvalid type for "
+                       "parameter Names[1], value: 5, type: <class 'int'>, "
+                       "valid types: <class 'str'>");
+}
+
+/* --cli-input-json gives the base request; flags override its members. */
+static void parse_cli_input_json(void **state)
+{
+    struct fixture *f = *state;
+    char *argv[] = {"cairn",
+                    "get-parameters-by-path",
+                    "--cli-input-json",
+                    "{\"Path\":\"/x\",\"Recursive\":true}",
+                    "--path",
+                    "/y"};
+
+    assert_request(f, ARGC(argv), argv, "{\"Path\":\"/y\",\"Recursive\":true}");
+}
+
+/* Required flags, unknown options and bad values are usage errors. */
+static void parse_usage_errors(void **state)
+{
+    struct fixture *f = *state;
+    char *missing[] = {"cairn", "put-parameter", "--type", "String"};
+    char *unknown[] = {"cairn", "get-parameter", "--name", "a", "--foo", "bar"};
+    char *cmd[] = {"cairn", "get-parameterz"};
+    char *none[] = {"cairn", "--output", "json"};
+    char *dash[] = {"cairn", "put-parameter", "--name", "a", "--value", "--x"};
+    char *integer[] = {"cairn",
+                       "unlabel-parameter-version",
+                       "--name",
+                       "a",
+                       "--parameter-version",
+                       "x",
+                       "--labels",
+                       "l"};
+    char *output[] = {"cairn",         "--output", "yaml",
+                      "get-parameter", "--name",   "a"};
+    char *bool_value[] = {"cairn", "get-parameter", "--name", "a",
+                          "--with-decryption=yes"};
+    char *empty_list[] = {"cairn", "get-parameters", "--names",
+                          "--with-decryption"};
+
+    assert_parse_error(f, ARGC(missing), missing, true,
+                       "the following arguments are required: --name, "
+                       "--value");
+    assert_parse_error(f, ARGC(unknown), unknown, true,
+                       "Unknown options: --foo, bar");
+    assert_parse_error(f, ARGC(cmd), cmd, true,
+                       "argument command: Invalid choice: 'get-parameterz' "
+                       "(run `cairn --help` for the list)");
+    assert_parse_error(f, ARGC(none), none, true,
+                       "the following arguments are required: command");
+    assert_parse_error(f, ARGC(dash), dash, true,
+                       "argument --value: expected one argument");
+    assert_parse_error(f, ARGC(integer), integer, true,
+                       "argument --parameter-version: invalid int value: "
+                       "'x'");
+    assert_parse_error(f, ARGC(output), output, true,
+                       "argument --output: Invalid choice 'yaml', valid "
+                       "choices are: json | text | table");
+    assert_parse_error(f, ARGC(bool_value), bool_value, true,
+                       "argument --with-decryption: ignored explicit "
+                       "argument 'yes'");
+    assert_parse_error(f, ARGC(empty_list), empty_list, true,
+                       "argument --names: expected at least one argument");
+}
+
+/* --help needs no command, and skips the required flags of one. */
+static void parse_help(void **state)
+{
+    struct fixture *f = *state;
+    char *top[] = {"cairn", "--help"};
+    char *cmd[] = {"cairn", "put-parameter", "help"};
+
+    assert_int_equal(cli_parse(ARGC(top), top, &f->inv, &f->d), 0);
+    assert_true(f->inv.opt.help);
+    assert_null(f->inv.cmd);
+    cli_invocation_close(&f->inv);
+    assert_int_equal(cli_parse(ARGC(cmd), cmd, &f->inv, &f->d), 0);
+    assert_true(f->inv.opt.help);
+    assert_ptr_equal(f->inv.cmd, cli_command_find("put-parameter"));
+}
+
+/* Paging options exist only for paged commands, conflict with
+ * --no-paginate, and a raw --next-token turns pagination off. */
+static void parse_paging(void **state)
+{
+    struct fixture *f = *state;
+    char *ok[] = {"cairn",
+                  "describe-parameters",
+                  "--max-items",
+                  "5",
+                  "--page-size",
+                  "2",
+                  "--starting-token",
+                  "T"};
+    char *not_paged[] = {"cairn", "get-parameter", "--name",
+                         "a",     "--max-items",   "5"};
+    char *conflict[] = {"cairn", "get-parameters-by-path", "--path",
+                        "/",     "--no-paginate",          "--max-items",
+                        "5"};
+    char *raw[] = {
+        "cairn", "get-parameter-history", "--name", "a", "--next-token",
+        "abc",   "--max-results",         "7"};
+    char *zero[] = {"cairn", "describe-parameters", "--max-items", "0"};
+
+    assert_request(f, ARGC(ok), ok, "{}");
+    assert_true(f->inv.opt.paginate);
+    assert_int_equal(f->inv.opt.max_items, 5);
+    assert_int_equal(f->inv.opt.page_size, 2);
+    assert_string_equal(f->inv.opt.starting_token, "T");
+    cli_invocation_close(&f->inv);
+    assert_parse_error(f, ARGC(not_paged), not_paged, true,
+                       "Unknown options: --max-items");
+    assert_parse_error(f, ARGC(conflict), conflict, false,
+                       "Cannot specify --no-paginate along with pagination "
+                       "arguments: --max-items");
+    assert_request(f, ARGC(raw), raw,
+                   "{\"Name\":\"a\",\"MaxResults\":7,\"NextToken\":\"abc\"}");
+    assert_false(f->inv.opt.paginate);
+    cli_invocation_close(&f->inv);
+    assert_parse_error(f, ARGC(zero), zero, true,
+                       "argument --max-items: must be at least 1, got 0");
+}
+
+/* The service-setting and tag commands map their flags. */
+static void parse_other_commands(void **state)
+{
+    struct fixture *f = *state;
+    char *update[] = {
+        "cairn",           "update-service-setting",
+        "--setting-id",    "/ssm/parameter-store/default-parameter-tier",
+        "--setting-value", "Advanced"};
+    char *remove[] = {"cairn",
+                      "remove-tags-from-resource",
+                      "--resource-type",
+                      "Parameter",
+                      "--resource-id",
+                      "/a",
+                      "--tag-keys",
+                      "env",
+                      "team"};
+
+    assert_request(f, ARGC(update), update,
+                   "{\"SettingId\":\"/ssm/parameter-store/default-parameter-"
+                   "tier\",\"SettingValue\":\"Advanced\"}");
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(remove), remove,
+                   "{\"ResourceType\":\"Parameter\",\"ResourceId\":\"/a\","
+                   "\"TagKeys\":[\"env\",\"team\"]}");
+}
+
+/******************************************************************************
+ *
+ * Pagination
+ *
+ *****************************************************************************/
+
+/* With --max-items, each call asks only for what is still wanted and the
+ * output ends with the token to resume from. */
+static void pager_max_items(void **state)
+{
+    struct fixture *f = *state;
+    const struct cli_command *c = cli_command_find("get-parameters-by-path");
+    struct cli_options o = {.paginate = true, .max_items = 3};
+    struct cli_pager p;
+    json_t *req = load("{\"Path\":\"/\"}");
+    json_t *page;
+    json_t *res;
+    char *s;
+
+    assert_int_equal(cli_pager_init(&p, c, &o, 0), 0);
+    assert_int_equal(cli_pager_prepare(&p, req), 0);
+    s = dump(req);
+    assert_string_equal(s, "{\"Path\":\"/\",\"MaxResults\":3}");
+    free(s);
+    page = load(
+        "{\"Parameters\":[{\"Name\":\"/a\"},{\"Name\":\"/b\"}],"
+        "\"NextToken\":\"t1\"}");
+    assert_int_equal(cli_pager_add(&p, page), 0);
+    json_decref(page);
+    assert_false(p.done);
+    assert_int_equal(cli_pager_prepare(&p, req), 0);
+    s = dump(req);
+    assert_string_equal(s,
+                        "{\"Path\":\"/\",\"MaxResults\":1,\"NextToken\":"
+                        "\"t1\"}");
+    free(s);
+    page = load("{\"Parameters\":[{\"Name\":\"/c\"}],\"NextToken\":\"t2\"}");
+    assert_int_equal(cli_pager_add(&p, page), 0);
+    json_decref(page);
+    assert_true(p.done);
+    res = cli_pager_result(&p);
+    s = dump(res);
+    assert_string_equal(s,
+                        "{\"Parameters\":[{\"Name\":\"/a\"},{\"Name\":"
+                        "\"/b\"},{\"Name\":\"/c\"}],\"NextToken\":\"t2\"}");
+    free(s);
+    json_decref(res);
+    json_decref(req);
+    cli_pager_close(&p);
+    (void)f;
+}
+
+/* Without --max-items, empty pages are followed until NextToken ends, and
+ * --starting-token seeds the first call. */
+static void pager_all_pages(void **state)
+{
+    const struct cli_command *c = cli_command_find("describe-parameters");
+    struct cli_options o = {.paginate = true, .starting_token = "t0"};
+    struct cli_pager p;
+    json_t *req = load("{}");
+    const char *pages[] = {
+        "{\"Parameters\":[{\"Name\":\"/a\"}],\"NextToken\":\"t1\"}",
+        "{\"Parameters\":[],\"NextToken\":\"t2\"}",
+        "{\"Parameters\":[{\"Name\":\"/b\"}]}",
+    };
+    json_t *res;
+    char *s;
+
+    (void)state;
+    assert_int_equal(cli_pager_init(&p, c, &o, 0), 0);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *page = load(pages[i]);
+        assert_false(p.done);
+        assert_int_equal(cli_pager_prepare(&p, req), 0);
+        assert_string_equal(
+            json_string_value(json_object_get(req, "NextToken")),
+            i == 0 ? "t0" : (i == 1 ? "t1" : "t2"));
+        assert_null(json_object_get(req, "MaxResults"));
+        assert_int_equal(cli_pager_add(&p, page), 0);
+        json_decref(page);
+    }
+    assert_true(p.done);
+    res = cli_pager_result(&p);
+    s = dump(res);
+    assert_string_equal(s,
+                        "{\"Parameters\":[{\"Name\":\"/a\"},{\"Name\":"
+                        "\"/b\"}]}");
+    free(s);
+    json_decref(res);
+    json_decref(req);
+    cli_pager_close(&p);
+}
+
+/* A server repeating its token stops the loop and hands the token out. */
+static void pager_repeated_token(void **state)
+{
+    const struct cli_command *c = cli_command_find("get-parameter-history");
+    struct cli_options o = {.paginate = true, .page_size = 5};
+    struct cli_pager p;
+    json_t *req = load("{\"Name\":\"a\"}");
+    json_t *page = load("{\"Parameters\":[],\"NextToken\":\"same\"}");
+    json_t *res;
+
+    (void)state;
+    assert_int_equal(cli_pager_init(&p, c, &o, 0), 0);
+    assert_int_equal(cli_pager_prepare(&p, req), 0);
+    assert_int_equal(json_integer_value(json_object_get(req, "MaxResults")), 5);
+    assert_int_equal(cli_pager_add(&p, page), 0);
+    assert_false(p.done);
+    assert_int_equal(cli_pager_prepare(&p, req), 0);
+    assert_int_equal(cli_pager_add(&p, page), 0);
+    assert_true(p.done);
+    res = cli_pager_result(&p);
+    assert_string_equal(json_string_value(json_object_get(res, "NextToken")),
+                        "same");
+    json_decref(res);
+    json_decref(page);
+    json_decref(req);
+    cli_pager_close(&p);
+}
+
+/******************************************************************************
+ *
+ * Output
+ *
+ *****************************************************************************/
+
+/* Epoch seconds print as Python's isoformat in UTC, microseconds rounded,
+ * without a fraction when there is none. */
+static void iso8601(void **state)
+{
+    char s[48];
+
+    (void)state;
+    assert_int_equal(cli_iso8601(1672576496.789, s, sizeof(s)), 0);
+    assert_string_equal(s, "2023-01-01T12:34:56.789000+00:00");
+    assert_int_equal(cli_iso8601(1672576496.0, s, sizeof(s)), 0);
+    assert_string_equal(s, "2023-01-01T12:34:56+00:00");
+    assert_int_equal(cli_iso8601(1530018761.888, s, sizeof(s)), 0);
+    assert_string_equal(s, "2018-06-26T13:12:41.888000+00:00");
+    assert_int_equal(cli_iso8601(1672576496.9999996, s, sizeof(s)), 0);
+    assert_string_equal(s, "2023-01-01T12:34:57+00:00");
+    assert_int_equal(cli_iso8601(-0.5, s, sizeof(s)), 0);
+    assert_string_equal(s, "1969-12-31T23:59:59.500000+00:00");
+    assert_int_equal(cli_iso8601(NAN, s, sizeof(s)), CAIRN_INVALID_ARGUMENT);
+    assert_int_equal(cli_iso8601(1e300, s, sizeof(s)), CAIRN_INVALID_ARGUMENT);
+}
+
+/* Pack a GetParameter response as the server does. */
+static void pack_get_parameter(struct buf *b, bool secure)
+{
+    msgpack_packer pk;
+
+    mp_packer_init(&pk, b);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "Parameter");
+    msgpack_pack_map(&pk, 7);
+    mp_pack_kv_cstr(&pk, "Name", "/x");
+    mp_pack_kv_cstr(&pk, "Type", secure ? "SecureString" : "String");
+    if (secure) {
+        mp_pack_cstr(&pk, "Value");
+        mp_pack_bin(&pk, "\x01\x02\xff", 3);
+    } else {
+        mp_pack_kv_cstr(&pk, "Value", "v");
+    }
+    mp_pack_kv_u64(&pk, "Version", 1);
+    mp_pack_cstr(&pk, "LastModifiedDate");
+    msgpack_pack_double(&pk, 1672576496.789);
+    mp_pack_kv_cstr(&pk, "ARN",
+                    "arn:aws:ssm:us-east-1:000000000000:parameter/x");
+    mp_pack_kv_cstr(&pk, "DataType", "text");
+    assert_false(b->oom);
+}
+
+#define GET_PARAMETER_JSON                                                   \
+    "{\n"                                                                    \
+    "    \"Parameter\": {\n"                                                 \
+    "        \"Name\": \"/x\",\n"                                            \
+    "        \"Type\": \"String\",\n"                                        \
+    "        \"Value\": \"v\",\n"                                            \
+    "        \"Version\": 1,\n"                                              \
+    "        \"LastModifiedDate\": \"2023-01-01T12:34:56.789000+00:00\",\n"  \
+    "        \"ARN\": \"arn:aws:ssm:us-east-1:000000000000:parameter/x\",\n" \
+    "        \"DataType\": \"text\"\n"                                       \
+    "    }\n"                                                                \
+    "}\n"
+
+/* A GetParameter response prints exactly as `aws ssm get-parameter`: the
+ * server's member order, 4-space indent, an ISO-8601 timestamp. */
+static void render_get_parameter_json(void **state)
+{
+    struct fixture *f = *state;
+    struct buf mp;
+    struct cairn_error err;
+
+    buf_init(&mp);
+    pack_get_parameter(&mp, false);
+    assert_int_equal(cli_response_from_mp(mp.data, mp.len, &f->j, &err), 0);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_JSON, "GetParameter", false, 80, &f->out),
+        0);
+    assert_string_equal(out_str(f), GET_PARAMETER_JSON);
+    buf_close(&mp);
+}
+
+/* A bin value (a SecureString envelope) becomes base64 text. */
+static void render_bin_value(void **state)
+{
+    struct fixture *f = *state;
+    json_t *bad = NULL;
+    struct buf mp;
+    struct cairn_error err;
+
+    buf_init(&mp);
+    pack_get_parameter(&mp, true);
+    assert_int_equal(cli_response_from_mp(mp.data, mp.len, &f->j, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(f->j, "Parameter"), "Value")),
+                        "AQL/");
+    buf_close(&mp);
+    /* 0xc1 is never valid msgpack. */
+    assert_int_equal(cli_response_from_mp("\xc1", 1, &bad, &err),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_null(bad);
+}
+
+/* Empty responses print nothing; escapes and floats follow Python's json. */
+static void render_json_details(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_render(f, "{}", CLI_OUTPUT_JSON, "DeleteParameter", false, 80, "");
+    assert_render(f,
+                  "{\"S\":\"a\\u0001b\\\"\\\\\\n\\t/é\",\"L\":[],\"O\":{},"
+                  "\"F\":[1e16,0.1,1.5e-7,3.0,123456789.125],\"B\":[true,"
+                  "null]}",
+                  CLI_OUTPUT_JSON, "X", false, 80,
+                  "{\n"
+                  "    \"S\": \"a\\u0001b\\\"\\\\\\n\\t/é\",\n"
+                  "    \"L\": [],\n"
+                  "    \"O\": {},\n"
+                  "    \"F\": [\n"
+                  "        1e+16,\n"
+                  "        0.1,\n"
+                  "        1.5e-07,\n"
+                  "        3.0,\n"
+                  "        123456789.125\n"
+                  "    ],\n"
+                  "    \"B\": [\n"
+                  "        true,\n"
+                  "        null\n"
+                  "    ]\n"
+                  "}\n");
+}
+
+static const char get_parameter_resp[] =
+    "{\"Parameter\": {\"Name\": \"/x\", \"Type\": \"String\", \"Value\": "
+    "\"v\", \"Version\": 1, \"LastModifiedDate\": "
+    "\"2023-01-01T12:34:56.789000+00:00\", \"ARN\": "
+    "\"arn:aws:ssm:us-east-1:000000000000:parameter/x\", \"DataType\": "
+    "\"text\"}}";
+
+static const char get_parameters_resp[] =
+    "{\"Parameters\": [{\"Name\": \"/a\", \"Type\": \"String\", \"Value\": "
+    "\"1\", \"Version\": 1}, {\"Name\": \"/b\", \"Type\": \"StringList\", "
+    "\"Value\": \"x,y\", \"Version\": 2, \"Selector\": \":2\"}], "
+    "\"InvalidParameters\": [\"/c\"]}";
+
+/* Text: sorted scalar columns under the upper-cased key; lists of dicts
+ * share one column set; scalar lists print one item per line. */
+static void render_text(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_render(f, get_parameter_resp, CLI_OUTPUT_TEXT, "GetParameter", false,
+                  80,
+                  "PARAMETER\tarn:aws:ssm:us-east-1:000000000000:parameter/"
+                  "x\ttext\t2023-01-01T12:34:56.789000+00:00\t/x\tString\tv\t"
+                  "1\n");
+    assert_render(f, get_parameters_resp, CLI_OUTPUT_TEXT, "GetParameters",
+                  false, 80,
+                  "INVALIDPARAMETERS\t/c\n"
+                  "PARAMETERS\t/a\t\tString\t1\t1\n"
+                  "PARAMETERS\t/b\t:2\tStringList\tx,y\t2\n");
+    assert_render(f, "{\"Version\": 2, \"Tier\": \"Standard\"}",
+                  CLI_OUTPUT_TEXT, "PutParameter", false, 80, "Standard\t2\n");
+    /* A merged listing ends with the token to resume from. */
+    assert_render(f,
+                  "{\"Parameters\": [{\"Name\": \"/a\", \"Version\": 1}], "
+                  "\"NextToken\": \"tok\"}",
+                  CLI_OUTPUT_TEXT, "DescribeParameters", true, 80,
+                  "PARAMETERS\t/a\t1\nNEXTTOKEN\ttok\n");
+}
+
+/* Table: the operation titles the box, single-row sections turn into
+ * key/value rows when the table is wider than the terminal. */
+static void render_table(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_render(
+        f, get_parameter_resp, CLI_OUTPUT_TABLE, "GetParameter", false, 80,
+        "--------------------------------------------------------------------"
+        "------\n"
+        "|                              GetParameter                         "
+        "     |\n"
+        "+-------------------------------------------------------------------"
+        "-----+\n"
+        "||                               Parameter                          "
+        "    ||\n"
+        "|+-------------------+----------------------------------------------"
+        "----+|\n"
+        "||  ARN              |  arn:aws:ssm:us-east-1:000000000000:parameter"
+        "/x  ||\n"
+        "||  DataType         |  text                                        "
+        "    ||\n"
+        "||  LastModifiedDate |  2023-01-01T12:34:56.789000+00:00            "
+        "    ||\n"
+        "||  Name             |  /x                                          "
+        "    ||\n"
+        "||  Type             |  String                                      "
+        "    ||\n"
+        "||  Value            |  v                                           "
+        "    ||\n"
+        "||  Version          |  1                                           "
+        "    ||\n"
+        "|+-------------------+----------------------------------------------"
+        "----+|\n");
+    assert_render(
+        f, get_parameters_resp, CLI_OUTPUT_TABLE, "GetParameters", false, 80,
+        "----------------------------------------------------------\n"
+        "|                      GetParameters                     |\n"
+        "+--------------------------------------------------------+\n"
+        "||                   InvalidParameters                  ||\n"
+        "|+------------------------------------------------------+|\n"
+        "||  /c                                                  ||\n"
+        "|+------------------------------------------------------+|\n"
+        "||                      Parameters                      ||\n"
+        "|+------+-----------+--------------+--------+-----------+|\n"
+        "|| Name | Selector  |    Type      | Value  |  Version  ||\n"
+        "|+------+-----------+--------------+--------+-----------+|\n"
+        "||  /a  |           |  String      |  1     |  1        ||\n"
+        "||  /b  |  :2       |  StringList  |  x,y   |  2        ||\n"
+        "|+------+-----------+--------------+--------+-----------+|\n");
+    assert_render(f,
+                  "{\"TagList\": [{\"Key\": \"env\", \"Value\": \"prod\"}, "
+                  "{\"Key\": \"team\", \"Value\": \"日本語\"}]}",
+                  CLI_OUTPUT_TABLE, "ListTagsForResource", false, 80,
+                  "----------------------\n"
+                  "| ListTagsForResource|\n"
+                  "+--------------------+\n"
+                  "||      TagList     ||\n"
+                  "|+-------+----------+|\n"
+                  "||  Key  |  Value   ||\n"
+                  "|+-------+----------+|\n"
+                  "||  env  |  prod    ||\n"
+                  "||  team |  日本語  ||\n"
+                  "|+-------+----------+|\n");
+    assert_render(f, "{}", CLI_OUTPUT_TABLE, "DeleteParameter", false, 80, "");
+}
+
+/* Service errors read as the AWS CLI's; a missing name gets a fallback. */
+static void render_error(void **state)
+{
+    struct fixture *f = *state;
+    struct cairn_error e;
+
+    cairn_error_set(&e, CAIRN_NOT_FOUND, "ParameterNotFound",
+                    "Parameter /x not found.");
+    assert_int_equal(cli_render_error(&f->out, "GetParameter", &e), 0);
+    assert_string_equal(out_str(f),
+                        "\nAn error occurred (ParameterNotFound) when calling "
+                        "the GetParameter operation: Parameter /x not "
+                        "found.\n");
+    buf_reset(&f->out);
+    cairn_error_set(&e, CAIRN_INVALID_ARGUMENT, NULL, "bad name");
+    assert_int_equal(cli_render_error(&f->out, "PutParameter", &e), 0);
+    assert_string_equal(out_str(f),
+                        "\nAn error occurred (ValidationException) when "
+                        "calling the PutParameter operation: bad name\n");
+}
+
+/* The help of every command documents each of its flags, and the top help
+ * lists every command; both come from the same table as the parser. */
+static void render_help(void **state)
+{
+    struct fixture *f = *state;
+    size_t n;
+    const struct cli_command *cmds = cli_commands(&n);
+
+    assert_int_equal(n, 16);
+    assert_int_equal(cli_render_help(&f->out, NULL), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(strstr(out_str(f), cmds[i].name));
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&f->out);
+        assert_int_equal(cli_render_help(&f->out, &cmds[i]), 0);
+        for (size_t k = 0; k < cmds[i].n_flags; k++) {
+            char opt[64];
+            snprintf(opt, sizeof(opt), "    --%s ", cmds[i].flags[k].name);
+            if (strstr(out_str(f), opt) == NULL) {
+                fail_msg("%s --help lacks %s", cmds[i].name, opt);
+            }
+        }
+        assert_true((strstr(out_str(f), "--max-items") != NULL) ==
+                    (cmds[i].result_key != NULL));
+    }
+    buf_reset(&f->out);
+    assert_int_equal(cli_render_usage(&f->out), 0);
+    assert_true(strncmp(out_str(f), "usage: cairn", 12) == 0);
+}
+
+/******************************************************************************
+ *
+ * Cases
+ *
+ *****************************************************************************/
+
+#define CASE(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CASE(shorthand_tag),
+        CASE(shorthand_csv_list),
+        CASE(shorthand_commas_in_values),
+        CASE(shorthand_forms),
+        CASE(shorthand_missing_equals),
+        CASE(shorthand_syntax_errors),
+        CASE(shorthand_paramfile_member),
+        CASE(struct_list_shorthand),
+        CASE(struct_list_json),
+        CASE(struct_list_unknown_key),
+        CASE(struct_list_types),
+        CASE(struct_list_bad_json),
+        CASE(load_value_file),
+        CASE(load_value_missing),
+        CASE(parse_put_parameter),
+        CASE(parse_globals_anywhere),
+        CASE(parse_lists),
+        CASE(parse_cli_input_json),
+        CASE(parse_usage_errors),
+        CASE(parse_help),
+        CASE(parse_paging),
+        CASE(parse_other_commands),
+        CASE(pager_max_items),
+        CASE(pager_all_pages),
+        CASE(pager_repeated_token),
+        CASE(iso8601),
+        CASE(render_get_parameter_json),
+        CASE(render_bin_value),
+        CASE(render_json_details),
+        CASE(render_text),
+        CASE(render_table),
+        CASE(render_error),
+        CASE(render_help),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
