@@ -44,7 +44,7 @@ static inline struct cairn_queue *cairn_queue_head(struct cairn_queue *q)
     return q->next;
 }
 
-#define cairn_queue_data(e, type, field)                                      \
-    ((type *)((char *)(e) - offsetof(type, field)))
+#define cairn_queue_data(e, type, field) \
+    ((type *)((char *)(e)-offsetof(type, field)))
 
 #endif
