@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,6 +411,64 @@ int store_applied_index(struct store *s,
 int store_revision(struct store *s, uint64_t *rev, struct cairn_error *err)
 {
     return read_meta_u64(s, META_REVISION, rev, err);
+}
+
+int store_digest(struct store *s,
+                 uint8_t digest[32],
+                 uint64_t *applied,
+                 struct cairn_error *err)
+{
+    MDB_dbi dbis[] = {s->params, s->versions, s->labels,
+                      s->feed,   s->meta,     s->sessions};
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    MDB_txn *txn;
+    int rc = 0;
+    int rv;
+
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    rv = store_read_begin(s, &txn, err);
+    if (rv != 0) {
+        EVP_MD_CTX_free(md);
+        return rv;
+    }
+    rc = store_meta_get_u64(txn, s->meta, META_APPLIED, 0, applied);
+    for (size_t i = 0; rc == 0 && i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        uint8_t lens[16];
+        rc = mdb_cursor_open(txn, dbis[i], &cur);
+        if (rc != 0) {
+            break;
+        }
+        /* Each record as key length, value length, key, value: no two
+         * different contents hash the same bytes. */
+        while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+            be64_put(lens, k.mv_size);
+            be64_put(lens + 8, v.mv_size);
+            EVP_DigestUpdate(md, lens, sizeof(lens));
+            EVP_DigestUpdate(md, k.mv_data, k.mv_size);
+            EVP_DigestUpdate(md, v.mv_data, v.mv_size);
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+        }
+        /* A separator between databases. */
+        memset(lens, 0xff, sizeof(lens));
+        EVP_DigestUpdate(md, lens, sizeof(lens));
+    }
+    store_read_end(s);
+    if (rc != 0) {
+        EVP_MD_CTX_free(md);
+        return store_status_from_mdb(rc, err, "digest");
+    }
+    EVP_DigestFinal_ex(md, digest, NULL);
+    EVP_MD_CTX_free(md);
+    return 0;
 }
 
 int store_size(struct store *s, uint64_t *bytes, struct cairn_error *err)

@@ -90,6 +90,17 @@ int store_restore(struct store *s,
                   uint64_t *snapshot_index,
                   struct cairn_error *err);
 
+/**
+ * SHA-256 over the whole logical contents (every database, every key and
+ * value, in key order) with the applied index they reflect: two replicas
+ * at the same applied index must have the same digest. Reads a consistent
+ * snapshot; cost is linear in the store's size.
+ */
+int store_digest(struct store *s,
+                 uint8_t digest[32],
+                 uint64_t *applied,
+                 struct cairn_error *err);
+
 /** Bytes used by the store's data file (last page used x page size). */
 int store_size(struct store *s, uint64_t *bytes, struct cairn_error *err);
 
