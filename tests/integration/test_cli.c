@@ -271,6 +271,19 @@ static void the_rest(void **state)
                      "/ssm/parameter-store/default-parameter-tier", NULL));
     assert_string_equal(jstr(j, "ServiceSetting.SettingValue"), "Standard");
     json_decref(j);
+    r = cli("update-service-setting", "--setting-id",
+            "/ssm/parameter-store/default-parameter-tier", "--setting-value",
+            "Advanced", NULL);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    j = cli_json(cli("put-parameter", "--name", "/cli/adv", "--value", "v",
+                     "--type", "String", NULL));
+    assert_string_equal(jstr(j, "Tier"), "Advanced");
+    json_decref(j);
+    j = cli_json(cli("reset-service-setting", "--setting-id",
+                     "/ssm/parameter-store/default-parameter-tier", NULL));
+    assert_string_equal(jstr(j, "ServiceSetting.SettingValue"), "Standard");
+    json_decref(j);
     r = cli("delete-parameter", "--name", "/cli/h", NULL);
     assert_int_equal(r.status, 0);
     result_free(&r);

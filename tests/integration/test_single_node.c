@@ -419,6 +419,129 @@ static void example_program(void **state)
     free(errs);
 }
 
+/* A paged method streams every page on one stream when asked: more=true on
+ * all but the last response. */
+static void server_streaming(void **state)
+{
+    struct daemon *d = *state;
+    struct cairn_client *c = daemon_client(d);
+    struct wire_reader r;
+    struct wire_msg m;
+    struct mp_doc doc;
+    struct buf out, body, meta;
+    msgpack_packer pk;
+    char name[64];
+    int fd, pages = 0, params = 0;
+    bool more = true;
+
+    for (int i = 0; i < 25; i++) {
+        snprintf(name, sizeof(name), "/stream/p%02d", i);
+        put(c, name, "v");
+    }
+    cairn_client_close(c);
+    buf_init(&out);
+    buf_init(&body);
+    buf_init(&meta);
+    mp_packer_init(&pk, &meta);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_kv_bool(&pk, "stream", true);
+    test_json_to_mp("{\"Path\":\"/stream\",\"MaxResults\":10}", &body);
+    assert_int_equal(
+        wire_encode_request(&out, 1, "GetParametersByPath", 5000, meta.data,
+                            meta.len, body.data, body.len),
+        0);
+    fd = connect_raw(d);
+    wire_reader_init(&r, WIRE_DEFAULT_MAX_FRAME);
+    send_all(fd, out.data, out.len);
+    while (more) {
+        struct mp_doc page;
+        const msgpack_object_array *list;
+        assert_true(read_frame(fd, &r, &m, &doc, 5000));
+        assert_int_equal(m.type, WIRE_RESPONSE);
+        assert_int_equal(m.stream, 1);
+        assert_int_equal(m.status, 0);
+        assert_int_equal(mp_doc_parse(&page, m.body.p, m.body.n, NULL), 0);
+        assert_int_equal(mp_get_array(&page.root, "Parameters", &list, NULL),
+                         1);
+        params += (int)list->size;
+        more = m.more;
+        pages++;
+        mp_doc_close(&page);
+        mp_doc_close(&doc);
+    }
+    assert_int_equal(pages, 3);
+    assert_int_equal(params, 25);
+    wire_reader_close(&r);
+    buf_close(&out);
+    buf_close(&body);
+    buf_close(&meta);
+    close(fd);
+}
+
+/* The same write sent twice with the same client session and sequence
+ * number (a retry after a lost answer) is applied once and answered the
+ * same way both times. */
+static void exactly_once_retry(void **state)
+{
+    struct daemon *d = *state;
+    struct cairn_client *c;
+    struct wire_reader r;
+    struct wire_msg m;
+    struct mp_doc doc;
+    struct buf out, body, meta;
+    msgpack_packer pk;
+    char *first = NULL;
+    json_t *h;
+    int fd;
+
+    buf_init(&out);
+    buf_init(&body);
+    buf_init(&meta);
+    mp_packer_init(&pk, &meta);
+    msgpack_pack_map(&pk, 2);
+    mp_pack_kv_cstr(&pk, "cid", "integration-client-1");
+    mp_pack_kv_u64(&pk, "seq", 1);
+    test_json_to_mp(
+        "{\"Name\":\"/once\",\"Value\":\"v\",\"Type\":"
+        "\"String\",\"Overwrite\":true}",
+        &body);
+    wire_reader_init(&r, WIRE_DEFAULT_MAX_FRAME);
+    for (uint64_t stream = 1; stream <= 2; stream++) {
+        /* A new connection each time, as after a lost answer. */
+        fd = connect_raw(d);
+        buf_reset(&out);
+        assert_int_equal(
+            wire_encode_request(&out, stream, "PutParameter", 5000, meta.data,
+                                meta.len, body.data, body.len),
+            0);
+        send_all(fd, out.data, out.len);
+        assert_true(read_frame(fd, &r, &m, &doc, 5000));
+        assert_int_equal(m.status, 0);
+        if (first == NULL) {
+            first = test_mp_to_json(m.body.p, m.body.n);
+        } else {
+            char *again = test_mp_to_json(m.body.p, m.body.n);
+            assert_string_equal(first, again);
+            free(again);
+        }
+        mp_doc_close(&doc);
+        close(fd);
+        wire_reader_close(&r);
+        wire_reader_init(&r, WIRE_DEFAULT_MAX_FRAME);
+    }
+    assert_string_equal(first, "{\"Tier\":\"Standard\",\"Version\":1}");
+    free(first);
+    c = daemon_client(d);
+    h = call_ok(c, "GetParameterHistory", "{\"Name\":\"/once\"}");
+    assert_int_equal(json_array_size(json_object_get(h, "Parameters")), 1);
+    json_decref(h);
+    cairn_client_close(c);
+    wire_reader_close(&r);
+    buf_close(&out);
+    buf_close(&body);
+    buf_close(&meta);
+}
+
 /******************************************************************************
  * Bad input on the socket
  *****************************************************************************/
@@ -629,6 +752,8 @@ int main(void)
         T(second_server_refused),
         T(kill9_keeps_acknowledged),
         T(example_program),
+        T(server_streaming),
+        T(exactly_once_retry),
         T(bad_truncated),
         T(bad_oversized),
         T(bad_random),
