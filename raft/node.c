@@ -277,8 +277,14 @@ static void flush_batches(struct node *n)
         }
         rv = raft_apply(&n->raft, &b->req, &buf, 1, on_applied);
         if (rv != 0) {
-            /* Not taken: the buffer is still ours (STYLE 2.5 rule 5). */
-            raft_free(buf.base);
+            /* The buffer is still ours only when raft refused before taking
+             * the entry (not the leader, no space). libraft 0.22.1 can also
+             * free it and then fail on a disk append or truncate (found by
+             * the simulation under ASan): freeing it again there would be a
+             * double free, so on those rare errors it may leak instead. */
+            if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE) {
+                raft_free(buf.base);
+            }
             batch_fail(b, node_status_from_raft(rv));
             continue;
         }
