@@ -1859,6 +1859,19 @@ static int session_check(struct ctx *c,
     return rv;
 }
 
+/* Add (@p add) or remove the time-index key of session @p cid at @p ts. */
+static int session_time_key(struct ctx *c,
+                            int64_t ts,
+                            struct mp_str cid,
+                            bool add)
+{
+    uint8_t key[8 + SESSION_ID_MAX];
+    be64_put(key, ts < 0 ? 0 : (uint64_t)ts);
+    memcpy(key + 8, cid.p, cid.n);
+    return add ? put(c, c->s->session_times, key, 8 + cid.n, "", 0)
+               : del(c, c->s->session_times, key, 8 + cid.n);
+}
+
 static int session_save(struct ctx *c, struct mp_str cid, uint64_t seq)
 {
     struct buf b;
@@ -1880,9 +1893,77 @@ static int session_save(struct ctx *c, struct mp_str cid, uint64_t seq)
         buf_close(&b);
         return oom(c);
     }
+    /* Move the session in the time index: drop its previous use. */
+    {
+        MDB_val k = {cid.n, (void *)cid.p};
+        MDB_val d;
+        struct mp_doc doc;
+        int64_t last;
+        int rc = mdb_get(c->txn, c->s->sessions, &k, &d);
+        if (rc == 0 &&
+            mp_doc_parse_trusted(&doc, d.mv_data, d.mv_size, NULL) == 0) {
+            if (mp_get_i64(&doc.root, "Time", &last, NULL) == 1) {
+                rv = session_time_key(c, last, cid, false);
+            } else {
+                rv = 0;
+            }
+            mp_doc_close(&doc);
+            if (rv != 0) {
+                buf_close(&b);
+                return rv;
+            }
+        } else if (rc != 0 && rc != MDB_NOTFOUND) {
+            buf_close(&b);
+            return fault(c, rc, "session");
+        }
+    }
     rv = put(c, c->s->sessions, cid.p, cid.n, b.data, b.len);
     buf_close(&b);
+    if (rv == 0) {
+        rv = session_time_key(c, c->ts, cid, true);
+    }
     return rv;
+}
+
+/* Sessions forgotten per command at most, to bound the work of one. */
+#define SESSION_PRUNE_MAX 64
+
+/* Forget sessions unused for limits.session_ttl_ms, by command time (the
+ * same on every replica). A retry must arrive within that time to be
+ * recognised. */
+static int sessions_prune(struct ctx *c)
+{
+    uint64_t ttl = c->s->opts.limits.session_ttl_ms;
+    MDB_cursor *cur;
+    MDB_val k, d;
+    unsigned n = 0;
+    int rc;
+
+    if (c->ts < 0 || (uint64_t)c->ts <= ttl) {
+        return 0;
+    }
+    rc = mdb_cursor_open(c->txn, c->s->session_times, &cur);
+    if (rc != 0) {
+        return fault(c, rc, "cursor");
+    }
+    while ((rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST)) == 0 &&
+           n++ < SESSION_PRUNE_MAX && k.mv_size > 8 &&
+           be64_get(k.mv_data) < (uint64_t)c->ts - ttl) {
+        MDB_val id = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
+        rc = mdb_del(c->txn, c->s->sessions, &id, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            break;
+        }
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return fault(c, rc, "prune sessions");
+    }
+    return 0;
 }
 
 /* ---- dispatch ------------------------------------------------------- */
@@ -2070,6 +2151,11 @@ int sm_apply(struct store *s,
     if (s->out.oom) {
         rv = cairn_error_set(&o->err, CAIRN_RESOURCE_EXHAUSTED, NULL,
                              "out of memory encoding the outcome");
+        goto fail;
+    }
+    if (sessions_prune(&c) == FAULT) {
+        o->err = c.fault_err;
+        rv = o->err.code != 0 ? o->err.code : CAIRN_INTERNAL;
         goto fail;
     }
     rc = store_meta_put_u64(c.txn, s->meta, META_APPLIED, index);

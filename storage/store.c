@@ -28,6 +28,7 @@ void store_options_default(struct store_options *o)
     o->limits.labels_per_version = 10;
     o->limits.tags = 50;
     o->limits.feed_retain = 1000000;
+    o->limits.session_ttl_ms = 24ULL * 3600 * 1000;
     o->limits.scan_budget = 2000;
     o->arn.partition = "aws";
     o->arn.region = "local";
@@ -111,10 +112,11 @@ int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
 
 static int open_dbis(struct store *s, MDB_txn *txn, unsigned flags)
 {
-    static const char *const names[] = {"params", "versions", "labels",
-                                        "feed",   "meta",     "sessions"};
-    MDB_dbi *slots[] = {&s->params, &s->versions, &s->labels,
-                        &s->feed,   &s->meta,     &s->sessions};
+    static const char *const names[] = {"params",       "versions", "labels",
+                                        "feed",         "meta",     "sessions",
+                                        "session_times"};
+    MDB_dbi *slots[] = {&s->params, &s->versions, &s->labels,       &s->feed,
+                        &s->meta,   &s->sessions, &s->session_times};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int rc = mdb_dbi_open(txn, names[i], flags, slots[i]);
         if (rc != 0) {
@@ -209,7 +211,7 @@ static int check_limits(const struct store_limits *l, struct cairn_error *err)
         l->labels_per_version == 0 ||
         l->labels_per_version > STORE_MAX_LABELS || l->versions == 0 ||
         l->standard_value == 0 || l->advanced_value < l->standard_value ||
-        l->scan_budget == 0 || l->feed_retain == 0) {
+        l->scan_budget == 0 || l->feed_retain == 0 || l->session_ttl_ms == 0) {
         return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
                                "store limits out of range (tags 1..%d, labels "
                                "1..%d, versions >= 1, budgets >= 1)",
@@ -418,8 +420,8 @@ int store_digest(struct store *s,
                  uint64_t *applied,
                  struct cairn_error *err)
 {
-    MDB_dbi dbis[] = {s->params, s->versions, s->labels,
-                      s->feed,   s->meta,     s->sessions};
+    MDB_dbi dbis[] = {s->params, s->versions, s->labels,       s->feed,
+                      s->meta,   s->sessions, s->session_times};
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     MDB_txn *txn;
     int rc = 0;

@@ -22,6 +22,8 @@ struct store_limits
     uint32_t labels_per_version; /* 10 */
     uint32_t tags;               /* 50 tags per resource */
     uint64_t feed_retain;        /* change-feed rows kept: 1,000,000 */
+    uint64_t session_ttl_ms;     /* a client session unused this long (by
+                                    command time) is forgotten: 24 h */
     uint32_t scan_budget;        /* keys examined per page before a short
                                     page is returned: 2,000 */
 };

@@ -26,14 +26,15 @@ struct store
     char *arn_prefix; /* "arn:<partition>:ssm:<region>:<account>:parameter/" */
     size_t arn_prefix_len;
     MDB_env *env;
-    MDB_dbi params;   /* param key -> current record (no value) */
-    MDB_dbi versions; /* id, version -> version record (with value) */
-    MDB_dbi labels;   /* id, label -> version (8 bytes BE) */
-    MDB_dbi feed;     /* revision (8 bytes BE) -> change row */
-    MDB_dbi meta;     /* name -> value */
-    MDB_dbi sessions; /* client session id -> last sequence and outcome */
-    MDB_txn *batch;   /* open batch write txn, or NULL */
-    MDB_txn *rtxn;    /* cached read txn, reset between queries */
+    MDB_dbi params;        /* param key -> current record (no value) */
+    MDB_dbi versions;      /* id, version -> version record (with value) */
+    MDB_dbi labels;        /* id, label -> version (8 bytes BE) */
+    MDB_dbi feed;          /* revision (8 bytes BE) -> change row */
+    MDB_dbi meta;          /* name -> value */
+    MDB_dbi sessions;      /* client session id -> last sequence and outcome */
+    MDB_dbi session_times; /* last use (8 bytes BE) + session id -> "" */
+    MDB_txn *batch;        /* open batch write txn, or NULL */
+    MDB_txn *rtxn;         /* cached read txn, reset between queries */
     uint8_t local_token_key[TOKEN_KEY_LEN]; /* until Init sets one */
     bool local_token_key_set;
     struct sm_outcome outcome;

@@ -1371,6 +1371,42 @@ static void session_exactly_once(void **state)
     assert_int_equal(o->err.code, CAIRN_INVALID_ARGUMENT);
 }
 
+/* A session unused for longer than session_ttl_ms (by command time) is
+ * forgotten: a retry after that is a new request. */
+static void session_expiry(void **state)
+{
+    struct store_options o;
+    struct h *h;
+    const struct sm_outcome *out;
+    (void)state;
+
+    store_options_default(&o);
+    o.limits.session_ttl_ms = 10000; /* 10 s; each command advances 1 s */
+    h = open_small(&o);
+    out = session_put(h, "old", 1, "/e", true);
+    assert_int_equal(out->err.code, 0);
+    out = session_put(h, "fresh", 1, "/f", true);
+    assert_int_equal(out->err.code, 0);
+    /* Within the TTL the retry is recognised. */
+    out = session_put(h, "old", 1, "/e", true);
+    assert_int_equal(out->err.code, 0);
+    assert_int_equal(version_of(h, "/e"), 1);
+    /* Keep "fresh" in use while time passes. */
+    for (int i = 0; i < 12; i++) {
+        out = session_put(h, "fresh", (uint64_t)i + 2, "/f", true);
+        assert_int_equal(out->err.code, 0);
+    }
+    /* "old" was forgotten: the same seq applies again... */
+    out = session_put(h, "old", 1, "/e", true);
+    assert_int_equal(out->err.code, 0);
+    assert_int_equal(version_of(h, "/e"), 2);
+    /* ... while "fresh" still deduplicates. */
+    out = session_put(h, "fresh", 13, "/f", true);
+    assert_int_equal(out->err.code, 0);
+    assert_int_equal(version_of(h, "/f"), 13);
+    close_small(h);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1409,6 +1445,7 @@ int main(void)
         T(snapshot_restore_garbage),
         T(store_single_opener),
         T(session_exactly_once),
+        cmocka_unit_test(session_expiry),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
