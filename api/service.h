@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "buf.h"
 #include "queue.h"
 #include "status.h"
@@ -17,14 +19,34 @@ struct node;
 struct store;
 struct service;
 
+struct service_options
+{
+    uint64_t id;              /* this node's Raft id */
+    const char *raft_address; /* this node's Raft address */
+    const char *api_address;  /* where clients and peers reach this node;
+                                 registered in the member table so that
+                                 followers can forward to it. NULL: not
+                                 registered (a node nobody forwards to) */
+    unsigned forward_timeout_ms; /* deadline of a forwarded call: 10,000 */
+};
+
+void service_options_default(struct service_options *o);
+
 /**
  * Create the service over @p node and @p store (both borrowed; they outlive
- * the service). Call only on the node's loop thread.
+ * the service) on @p loop, the node's. Call only on the loop thread.
  */
-int service_create(struct node *node,
+int service_create(uv_loop_t *loop,
+                   struct node *node,
                    struct store *store,
+                   const struct service_options *o,
                    struct service **out,
                    struct cairn_error *err);
+
+/** Stop timers and close connections to peers: calls forwarded to them
+ * fail with UNAVAILABLE. @p cb runs once everything is closed; then
+ * service_destroy may free the service. */
+void service_close(struct service *svc, void (*cb)(void *data), void *data);
 void service_destroy(struct service *svc);
 
 struct service_call;

@@ -368,6 +368,9 @@ static int fsm_apply(struct raft_fsm *rf,
                 f, index,
                 rv == CAIRN_RESOURCE_EXHAUSTED ? RAFT_NOSPACE : RAFT_IOERR);
         }
+        if (f->observe != NULL && !o->skipped) {
+            f->observe(f->observe_data, fsm_store_index(index, i), o);
+        }
         /* Bookkeeping for the leader's callers must not change what is
          * applied (followers keep none): a lost outcome is reported to its
          * caller, the command stays applied. */
@@ -431,18 +434,15 @@ static int read_all(int fd, void *p, size_t len)
 
 /*
  * Snapshot: LMDB's compacting copy of the store, read whole into one
- * raft_malloc'd buffer (libraft keeps snapshots whole in memory). It runs
- * on the loop thread: store_snapshot_write checks the store's open batch
- * without a lock, so it must not run beside apply (no snapshot_async).
- * libraft takes it with last_applied == commit_index, so the copy holds
- * exactly the entries up to the snapshot's index.
+ * raft_malloc'd buffer (libraft keeps snapshots whole in memory). The copy
+ * runs in the calling thread and reads through its own LMDB read txn, so
+ * it may run beside apply; it then holds the state at some index at or
+ * after the moment it started, and carries that applied index itself.
  */
-static int fsm_snapshot(struct raft_fsm *rf,
-                        struct raft_buffer *bufs[],
-                        unsigned *n_bufs)
+int fsm_snapshot_copy(struct fsm *f,
+                      struct raft_buffer *out,
+                      struct cairn_error *err)
 {
-    struct fsm *f = rf->data;
-    struct raft_buffer *array = NULL;
     void *base = NULL;
     off_t size;
     int fd;
@@ -450,53 +450,86 @@ static int fsm_snapshot(struct raft_fsm *rf,
 
     fd = memfd_create("cairn-snapshot", MFD_CLOEXEC);
     if (fd < 0) {
-        cairn_error_set(&f->fault, CAIRN_INTERNAL, NULL, "memfd_create: %s",
-                        strerror(errno));
-        rv = RAFT_IOERR;
-        goto err;
+        return cairn_error_set(err, CAIRN_INTERNAL, NULL, "memfd_create: %s",
+                               strerror(errno));
     }
-    rv = store_snapshot_write(f->store, fd, &f->fault);
+    rv = store_snapshot_write(f->store, fd, err);
     if (rv != 0) {
-        rv = RAFT_IOERR;
-        goto err_after_fd;
+        goto out;
     }
     size = lseek(fd, 0, SEEK_END);
-    if (size <= 0) {
-        cairn_error_set(&f->fault, CAIRN_INTERNAL, NULL, "snapshot size: %s",
-                        size < 0 ? strerror(errno) : "empty");
-        rv = RAFT_IOERR;
-        goto err_after_fd;
+    if (size <= 0 || lseek(fd, 0, SEEK_SET) != 0) {
+        rv = cairn_error_set(err, CAIRN_INTERNAL, NULL, "snapshot size: %s",
+                             size < 0 ? strerror(errno) : "empty");
+        goto out;
     }
-    array = raft_malloc(sizeof(*array));
     base = raft_malloc((size_t)size);
-    if (array == NULL || base == NULL) {
-        cairn_error_set(&f->fault, CAIRN_RESOURCE_EXHAUSTED, NULL,
-                        "out of memory for a %lld-byte snapshot",
-                        (long long)size);
-        rv = RAFT_NOMEM;
-        goto err_after_alloc;
+    if (base == NULL) {
+        rv = cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                             "out of memory for a %lld-byte snapshot",
+                             (long long)size);
+        goto out;
     }
     if (read_all(fd, base, (size_t)size) != 0) {
-        cairn_error_set(&f->fault, CAIRN_INTERNAL, NULL, "read snapshot: %s",
-                        strerror(errno));
-        rv = RAFT_IOERR;
-        goto err_after_alloc;
+        rv = cairn_error_set(err, CAIRN_INTERNAL, NULL, "read snapshot: %s",
+                             strerror(errno));
+        raft_free(base);
+        goto out;
     }
+    out->base = base;
+    out->len = (size_t)size;
+out:
     close(fd);
-    array[0].base = base;
-    array[0].len = (size_t)size;
+    return rv;
+}
+
+/*
+ * libraft's snapshot callback. Synchronous mode (the simulation's fixture):
+ * the copy is made here, on the loop, with last_applied == commit_index.
+ * Deferred mode (the node's raft_uv): a placeholder is returned at once and
+ * the node's snapshot_put wrapper makes the copy in a worker thread before
+ * libraft's own put runs (node.c), so taking a snapshot of a large store
+ * does not stall the loop.
+ */
+static int fsm_snapshot(struct raft_fsm *rf,
+                        struct raft_buffer *bufs[],
+                        unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+    struct raft_buffer *array = raft_malloc(sizeof(*array));
+    int rv;
+
+    if (array == NULL) {
+        return RAFT_NOMEM;
+    }
+    if (f->deferred) {
+        array[0].base = raft_malloc(8);
+        array[0].len = 8;
+        if (array[0].base == NULL) {
+            raft_free(array);
+            return RAFT_NOMEM;
+        }
+        memset(array[0].base, 0, 8);
+        f->placeholder = array[0].base;
+    } else {
+        rv = fsm_snapshot_copy(f, &array[0], &f->fault);
+        if (rv != 0) {
+            raft_free(array);
+            log_error("raft: snapshot failed: %s", f->fault.msg);
+            return rv == CAIRN_RESOURCE_EXHAUSTED ? RAFT_NOMEM : RAFT_IOERR;
+        }
+    }
     *bufs = array;
     *n_bufs = 1;
     return 0;
+}
 
-err_after_alloc:
-    raft_free(base);
-    raft_free(array);
-err_after_fd:
-    close(fd);
-err:
-    log_error("raft: snapshot failed: %s", f->fault.msg);
-    return rv;
+bool fsm_snapshot_is_placeholder(const struct fsm *f,
+                                 const struct raft_buffer *bufs,
+                                 unsigned n)
+{
+    return f->deferred && n == 1 && bufs != NULL && bufs[0].base != NULL &&
+           bufs[0].base == f->placeholder;
 }
 
 /* With snapshot_finalize set, libraft never frees what snapshot gave it. */

@@ -126,6 +126,15 @@ struct fsm
     struct raft *raft;           /* borrowed: for raft_last_applied */
     struct cairn_queue expected; /* fsm_results awaiting their entry */
     struct cairn_error fault;    /* the last local fault, for diagnosis */
+    bool deferred;               /* snapshots copied later (fsm_snapshot) */
+    /* Called with every command's outcome as it is applied (not when
+     * skipped), on every replica: the simulation compares them. May be
+     * called again for an index whose batch failed to commit. */
+    void (*observe)(void *data,
+                    uint64_t store_index,
+                    const struct sm_outcome *o);
+    void *observe_data;
+    void *placeholder; /* the last deferred snapshot's stand-in */
 };
 
 /**
@@ -139,6 +148,35 @@ void fsm_init(struct fsm *f,
               struct raft *raft);
 /** Forget every registered results struct. */
 void fsm_close(struct fsm *f);
+
+/* ---- snapshots -------------------------------------------------------- */
+
+/**
+ * Copy the whole store into a raft_malloc'd buffer @p out (LMDB's
+ * compacting copy). Safe on a worker thread beside apply: the copy holds the
+ * state at an index at or after its start, and its own applied index.
+ * Errors: INTERNAL, RESOURCE_EXHAUSTED.
+ */
+int fsm_snapshot_copy(struct fsm *f,
+                      struct raft_buffer *out,
+                      struct cairn_error *err);
+
+/**
+ * Deferred snapshots: libraft's snapshot callback then returns an 8-byte
+ * placeholder at once and the owner of the raft_io fills it with
+ * fsm_snapshot_copy off the loop before the snapshot is written (the node
+ * wraps raft_uv's snapshot_put). Off by default (the fixture writes what
+ * it is given, so the copy must be made at once there).
+ */
+static inline void fsm_defer_snapshots(struct fsm *f, bool on)
+{
+    f->deferred = on;
+}
+
+/** True if @p bufs is the placeholder the last deferred snapshot made. */
+bool fsm_snapshot_is_placeholder(const struct fsm *f,
+                                 const struct raft_buffer *bufs,
+                                 unsigned n);
 
 /** Register @p r to collect the outcomes of the entry at @p index with
  * @p n commands. */

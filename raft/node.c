@@ -55,6 +55,7 @@ struct node
     struct node_options opts; /* strings point at address and dir */
     char *address;            /* copied */
     char *dir;                /* copied */
+    char *initial_cluster;    /* copied, or NULL */
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
@@ -72,8 +73,17 @@ struct node
     bool leading;         /* leader as last seen by watch */
     uint64_t leader_term; /* term of that leadership */
     struct node_propose_req init_req;
-    bool init_busy;     /* init_req is pending */
-    uint64_t init_term; /* leader_term when init_req was proposed */
+    bool init_busy;             /* init_req is pending */
+    uint64_t init_term;         /* leader_term when init_req was proposed */
+    struct cairn_queue waiters; /* node_wait_req, by arrival */
+    struct node_snapshot_job *snapshot_job; /* deferred copy in flight */
+    int (*uv_snapshot_put)(struct raft_io *io,
+                           unsigned trailing,
+                           struct raft_io_snapshot_put *req,
+                           const struct raft_snapshot *snapshot,
+                           raft_io_snapshot_put_cb cb);
+    void (*uv_close)(struct raft_io *io, raft_io_close_cb cb);
+    raft_io_close_cb io_close_cb; /* io close waiting for the copy */
     bool started;
     bool closing;
     unsigned closes_pending; /* raft, watch and kick */
@@ -92,6 +102,9 @@ void node_options_default(struct node_options *o)
     o->snapshot_trailing = 2048;
     o->max_inflight = 2;
     o->max_batch_bytes = (size_t)1 << 20;
+    o->initial_cluster = NULL;
+    o->join = false;
+    o->sync_snapshots = false;
 }
 
 int node_status_from_raft(int rv)
@@ -203,6 +216,7 @@ static void batch_fail(struct node_batch *b, int status)
 /* ---- group commit ----------------------------------------------------- */
 
 static void on_kick(uv_idle_t *h);
+static void complete_waiters(struct node *n, bool all, int status);
 
 /* Run the flush at the start of the next loop iteration: every proposal
  * made until then shares the entry, and callers never reenter libraft. */
@@ -407,6 +421,178 @@ static void on_kick(uv_idle_t *h)
     uv_idle_stop(h);
     flush_batches(n);
     flush_barrier(n);
+    if (!n->closing && !cairn_queue_empty(&n->waiters)) {
+        complete_waiters(n, false, 0);
+    }
+}
+
+/* ---- waiting for an applied index ------------------------------------- */
+
+static void complete_waiters(struct node *n, bool all, int status)
+{
+    uint64_t applied = raft_last_applied(&n->raft);
+    struct cairn_queue ready;
+
+    cairn_queue_init(&ready);
+    for (struct cairn_queue *q = n->waiters.next; q != &n->waiters;) {
+        struct node_wait_req *w =
+            cairn_queue_data(q, struct node_wait_req, link);
+        q = q->next;
+        if (all || w->index <= applied) {
+            cairn_queue_remove(&w->link);
+            cairn_queue_push(&ready, &w->link);
+        }
+    }
+    /* Callbacks last: they may wait again or close the node. */
+    while (!cairn_queue_empty(&ready)) {
+        struct cairn_queue *q = cairn_queue_head(&ready);
+        struct node_wait_req *w =
+            cairn_queue_data(q, struct node_wait_req, link);
+        cairn_queue_remove(q);
+        w->cb(w, status);
+    }
+}
+
+int node_wait_applied(struct node *n,
+                      struct node_wait_req *req,
+                      uint64_t index,
+                      node_wait_cb cb)
+{
+    req->cb = cb;
+    req->index = index;
+    cairn_queue_push(&n->waiters, &req->link);
+    if (n->closing) {
+        kick(n); /* no-op while closing: node_close fails the waiters */
+    } else if (index <= raft_last_applied(&n->raft)) {
+        kick(n);
+    }
+    return 0;
+}
+
+uint64_t node_applied_index(const struct node *n)
+{
+    return raft_last_applied(raft_of(n));
+}
+
+/* ---- deferred snapshots ----------------------------------------------- */
+
+/*
+ * libraft 0.22.1 calls the FSM's snapshot callbacks on the loop, both of
+ * them (its "async" one too), so copying a large store there would stall
+ * every request. Instead the FSM hands libraft a placeholder, and this
+ * wrapper around raft_uv's snapshot_put makes the real copy in libuv's
+ * threadpool, swaps it in, then lets raft_uv write it. The copy starts after
+ * the snapshot's index was fixed, so it holds at least that state (fsm.h).
+ */
+struct node_snapshot_job
+{
+    uv_work_t work;
+    struct node *node;
+    unsigned trailing;
+    struct raft_io_snapshot_put *req;
+    const struct raft_snapshot *snapshot;
+    raft_io_snapshot_put_cb cb;
+    struct raft_buffer copy;
+    struct cairn_error err;
+    int status;
+    uint64_t started_ms;
+};
+
+static struct node *node_of_io(struct raft_io *io)
+{
+    return (struct node *)((char *)io - offsetof(struct node, io));
+}
+
+static void snapshot_work(uv_work_t *w)
+{
+    struct node_snapshot_job *job = w->data;
+    job->status = fsm_snapshot_copy(&job->node->fsm, &job->copy, &job->err);
+}
+
+static void snapshot_after_work(uv_work_t *w, int uv_status)
+{
+    struct node_snapshot_job *job = w->data;
+    struct node *n = job->node;
+    raft_io_snapshot_put_cb cb = job->cb;
+    struct raft_io_snapshot_put *req = job->req;
+    int rv = 0;
+
+    n->snapshot_job = NULL;
+    if (uv_status != 0 || job->status != 0 || n->io_close_cb != NULL) {
+        if (job->status == 0 && job->copy.base != NULL) {
+            raft_free(job->copy.base);
+        }
+        if (job->status != 0) {
+            log_error("raft: snapshot copy failed: %s", job->err.msg);
+        }
+        rv = n->io_close_cb != NULL ? RAFT_CANCELED : RAFT_IOERR;
+    } else {
+        /* The array is the FSM's; libraft's finalize frees what is in it. */
+        raft_free(job->snapshot->bufs[0].base);
+        job->snapshot->bufs[0] = job->copy;
+        log_info("raft: snapshot at index %llu copied (%zu bytes, %llu ms)",
+                 (unsigned long long)job->snapshot->index, job->copy.len,
+                 (unsigned long long)(uv_now(n->loop) - job->started_ms));
+        rv = n->uv_snapshot_put(&n->io, job->trailing, req, job->snapshot, cb);
+    }
+    free(job);
+    if (rv != 0) {
+        cb(req, rv);
+    }
+    if (n->io_close_cb != NULL) {
+        raft_io_close_cb close_cb = n->io_close_cb;
+        n->io_close_cb = NULL;
+        n->uv_close(&n->io, close_cb);
+    }
+}
+
+static int node_snapshot_put(struct raft_io *io,
+                             unsigned trailing,
+                             struct raft_io_snapshot_put *req,
+                             const struct raft_snapshot *snapshot,
+                             raft_io_snapshot_put_cb cb)
+{
+    struct node *n = node_of_io(io);
+    struct node_snapshot_job *job;
+    int rv;
+
+    /* Snapshots installed from a leader come with their data. */
+    if (!fsm_snapshot_is_placeholder(&n->fsm, snapshot->bufs,
+                                     snapshot->n_bufs)) {
+        return n->uv_snapshot_put(io, trailing, req, snapshot, cb);
+    }
+    if (n->snapshot_job != NULL) {
+        return RAFT_BUSY;
+    }
+    job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        return RAFT_NOMEM;
+    }
+    job->work.data = job;
+    job->node = n;
+    job->trailing = trailing;
+    job->req = req;
+    job->snapshot = snapshot;
+    job->cb = cb;
+    job->started_ms = uv_now(n->loop);
+    rv = uv_queue_work(n->loop, &job->work, snapshot_work, snapshot_after_work);
+    if (rv != 0) {
+        free(job);
+        return RAFT_IOERR;
+    }
+    n->snapshot_job = job;
+    return 0;
+}
+
+/* raft_close closes the io: with a copy in flight, close after it. */
+static void node_io_close(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct node *n = node_of_io(io);
+    if (n->snapshot_job != NULL) {
+        n->io_close_cb = cb;
+        return;
+    }
+    n->uv_close(io, cb);
 }
 
 /* ---- leadership ------------------------------------------------------- */
@@ -500,7 +686,12 @@ static void watch(struct node *n)
 
 static void on_watch(uv_check_t *h)
 {
-    watch(h->data);
+    struct node *n = h->data;
+    watch(n);
+    /* Apply runs from libraft's I/O callbacks earlier in this iteration. */
+    if (!n->closing && !cairn_queue_empty(&n->waiters)) {
+        complete_waiters(n, false, 0);
+    }
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -570,6 +761,15 @@ int node_create(uv_loop_t *loop,
     }
     n->opts.raft_address = n->address;
     n->opts.dir = n->dir;
+    if (o->initial_cluster != NULL) {
+        n->initial_cluster = strdup(o->initial_cluster);
+        if (n->initial_cluster == NULL) {
+            rv = cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                                 "out of memory");
+            goto err_after_alloc;
+        }
+    }
+    n->opts.initial_cluster = n->initial_cluster;
     rv = make_dirs(n->dir);
     if (rv != 0) {
         rv = cairn_error_set(err, cairn_status_from_errno(rv), NULL,
@@ -591,7 +791,13 @@ int node_create(uv_loop_t *loop,
                              "raft io: %s", n->io.errmsg);
         goto err_after_transport;
     }
+    /* Wrap raft_uv's snapshot writes to copy the store off the loop. */
+    n->uv_snapshot_put = n->io.snapshot_put;
+    n->uv_close = n->io.close;
+    n->io.snapshot_put = node_snapshot_put;
+    n->io.close = node_io_close;
     fsm_init(&n->fsm, &n->raft_fsm, o->store, &n->raft);
+    fsm_defer_snapshots(&n->fsm, !o->sync_snapshots);
     rv = raft_init(&n->raft, &n->io, &n->raft_fsm, o->id, n->address);
     if (rv != 0) {
         rv = cairn_error_set(err, node_status_from_raft(rv), NULL,
@@ -613,6 +819,7 @@ int node_create(uv_loop_t *loop,
     cairn_queue_init(&n->inflight);
     cairn_queue_init(&n->riders);
     cairn_queue_init(&n->boarded);
+    cairn_queue_init(&n->waiters);
     *out = n;
     return 0;
 
@@ -623,6 +830,7 @@ err_after_transport:
 err_after_alloc:
     free(n->address);
     free(n->dir);
+    free(n->initial_cluster);
     free(n);
     return rv;
 }
@@ -681,6 +889,85 @@ static int check_listen(const char *address, struct cairn_error *err)
     return rv;
 }
 
+/* The configuration to bootstrap: the initial cluster, which must list
+ * this node with its address, or this node alone. */
+static int initial_configuration(struct node *n,
+                                 struct raft_configuration *conf,
+                                 struct cairn_error *err)
+{
+    const char *p = n->opts.initial_cluster;
+    bool self = false;
+    int rv;
+
+    if (p == NULL || *p == '\0') {
+        rv = raft_configuration_add(conf, n->opts.id, n->address, RAFT_VOTER);
+        return rv == 0 ? 0
+                       : cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                                         "out of memory");
+    }
+    while (*p != '\0') {
+        char addr[256];
+        char *end;
+        unsigned long long id;
+        size_t len;
+        const char *comma = strchr(p, ',');
+        const char *eq;
+
+        len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        eq = memchr(p, '=', len);
+        errno = 0;
+        id = strtoull(p, &end, 10);
+        if (eq == NULL || end != eq || p == eq || errno != 0 || id == 0 ||
+            (size_t)(p + len - eq - 1) == 0 ||
+            (size_t)(p + len - eq - 1) >= sizeof(addr)) {
+            return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
+                                   "initial cluster: \"%.*s\" is not "
+                                   "id=host:port (ids from 1)",
+                                   (int)(len > 300 ? 300 : len), p);
+        }
+        memcpy(addr, eq + 1, (size_t)(p + len - eq - 1));
+        addr[p + len - eq - 1] = '\0';
+        if (strchr(addr, ':') == NULL) {
+            return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
+                                   "initial cluster: address %s of node %llu "
+                                   "has no port",
+                                   addr, id);
+        }
+        if (id == n->opts.id) {
+            if (strcmp(addr, n->address) != 0) {
+                return cairn_error_set(
+                    err, CAIRN_INVALID_ARGUMENT, NULL,
+                    "initial cluster: node %llu is listed at %s but its Raft "
+                    "address is %s",
+                    id, addr, n->address);
+            }
+            self = true;
+        }
+        rv = raft_configuration_add(conf, id, addr, RAFT_VOTER);
+        if (rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS) {
+            return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
+                                   "initial cluster: node %llu or address %s "
+                                   "is listed twice",
+                                   id, addr);
+        }
+        if (rv != 0) {
+            return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                                   "out of memory");
+        }
+        p += len;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    if (!self) {
+        return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
+                               "initial cluster: this node (%llu) is not "
+                               "listed",
+                               (unsigned long long)n->opts.id);
+    }
+    return 0;
+}
+
 int node_start(struct node *n, struct cairn_error *err)
 {
     struct raft_configuration conf;
@@ -696,8 +983,13 @@ int node_start(struct node *n, struct cairn_error *err)
         return rv;
     }
     raft_configuration_init(&conf);
-    rv = raft_configuration_add(&conf, n->opts.id, n->address, RAFT_VOTER);
-    if (rv == 0) {
+    rv = initial_configuration(n, &conf, err);
+    if (rv != 0) {
+        raft_configuration_close(&conf);
+        return rv;
+    }
+    /* A joining node bootstraps nothing: the leader adds it. */
+    if (!n->opts.join) {
         rv = raft_bootstrap(&n->raft, &conf);
     }
     raft_configuration_close(&conf);
@@ -760,6 +1052,7 @@ static void finish_close(struct node *n)
     data = n->close_data;
     free(n->address);
     free(n->dir);
+    free(n->initial_cluster);
     free(n);
     if (cb != NULL) {
         cb((struct node *)identity, data);
@@ -803,6 +1096,7 @@ void node_close(struct node *n, node_close_cb cb, void *data)
         batch_fail(b, CAIRN_UNAVAILABLE);
     }
     complete_barriers(&n->riders, CAIRN_UNAVAILABLE);
+    complete_waiters(n, true, CAIRN_UNAVAILABLE);
     /* Fails what is in flight, synchronously, with RAFT_LEADERSHIPLOST;
      * entries applied but not yet reported get their outcomes. */
     raft_close(&n->raft, on_raft_closed);
@@ -858,4 +1152,195 @@ void node_get_status(const struct node *n, struct node_status *st)
     st->applied_index = raft_last_applied(r);
     raft_leader(r, &leader, &addr);
     st->leader_id = leader;
+}
+
+/* ---- membership ------------------------------------------------------- */
+
+static const char *role_name(int role)
+{
+    switch (role) {
+        case RAFT_VOTER:
+            return "voter";
+        case RAFT_STANDBY:
+            return "standby";
+        default:
+            return "spare";
+    }
+}
+
+unsigned node_members(const struct node *n,
+                      struct node_member *out,
+                      unsigned cap)
+{
+    const struct raft_configuration *c = &raft_of(n)->configuration;
+    for (unsigned i = 0; i < c->n && i < cap; i++) {
+        out[i].id = c->servers[i].id;
+        out[i].raft_address = c->servers[i].address;
+        out[i].role = role_name(c->servers[i].role);
+    }
+    return c->n;
+}
+
+static const struct raft_server *find_server(const struct node *n, uint64_t id)
+{
+    const struct raft_configuration *c = &raft_of(n)->configuration;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].id == id) {
+            return &c->servers[i];
+        }
+    }
+    return NULL;
+}
+
+static const char *change_message(int rv)
+{
+    switch (rv) {
+        case RAFT_CANTCHANGE:
+            return "another membership change is in progress; retry";
+        case RAFT_NOTLEADER:
+        case RAFT_LEADERSHIPLOST:
+            return "leadership changed during the change; retry";
+        case RAFT_NOCONNECTION:
+            return "the new member could not be reached or did not catch up";
+        default:
+            return raft_strerror(rv);
+    }
+}
+
+static void change_done(struct node_change_req *req, int rv)
+{
+    req->cb(req, node_status_from_raft(rv), rv == 0 ? "" : change_message(rv));
+}
+
+static void on_assigned(struct raft_change *change, int status)
+{
+    change_done(change->data, status);
+}
+
+static void on_added(struct raft_change *change, int status)
+{
+    struct node_change_req *req = change->data;
+    struct node *n = req->node;
+    int rv;
+
+    if (status != 0 || n->closing) {
+        change_done(req, status != 0 ? status : RAFT_SHUTDOWN);
+        return;
+    }
+    /* Promotion catches the spare up first (by snapshot if needed). */
+    req->raft.change.data = req;
+    rv = raft_assign(&n->raft, &req->raft.change, req->id, RAFT_VOTER,
+                     on_assigned);
+    if (rv != 0) {
+        change_done(req, rv);
+    }
+}
+
+int node_add_member(struct node *n,
+                    struct node_change_req *req,
+                    uint64_t id,
+                    const char *raft_address,
+                    node_change_cb cb)
+{
+    const struct raft_configuration *c = &n->raft.configuration;
+    const struct raft_server *srv;
+    int rv;
+
+    if (id == 0 || raft_address == NULL || strchr(raft_address, ':') == NULL) {
+        return CAIRN_INVALID_ARGUMENT;
+    }
+    if (!is_leader(n)) {
+        return CAIRN_UNAVAILABLE;
+    }
+    srv = find_server(n, id);
+    if (srv != NULL && strcmp(srv->address, raft_address) != 0) {
+        return CAIRN_ALREADY_EXISTS;
+    }
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].id != id &&
+            strcmp(c->servers[i].address, raft_address) == 0) {
+            return CAIRN_ALREADY_EXISTS;
+        }
+    }
+    if (srv != NULL && srv->role == RAFT_VOTER) {
+        return 1;
+    }
+    req->cb = cb;
+    req->node = n;
+    req->id = id;
+    req->raft.change.data = req;
+    if (srv == NULL) {
+        rv = raft_add(&n->raft, &req->raft.change, id, raft_address, on_added);
+    } else {
+        rv = raft_assign(&n->raft, &req->raft.change, id, RAFT_VOTER,
+                         on_assigned);
+    }
+    return rv == 0 ? 0 : node_status_from_raft(rv);
+}
+
+int node_remove_member(struct node *n,
+                       struct node_change_req *req,
+                       uint64_t id,
+                       node_change_cb cb)
+{
+    int rv;
+
+    if (!is_leader(n)) {
+        return CAIRN_UNAVAILABLE;
+    }
+    if (find_server(n, id) == NULL) {
+        return CAIRN_NOT_FOUND;
+    }
+    req->cb = cb;
+    req->node = n;
+    req->id = id;
+    req->raft.change.data = req;
+    rv = raft_remove(&n->raft, &req->raft.change, id, on_assigned);
+    return rv == 0 ? 0 : node_status_from_raft(rv);
+}
+
+static void on_transferred(struct raft_transfer *t)
+{
+    struct node_change_req *req = t->data;
+    struct node *n = req->node;
+    raft_id leader = 0;
+    const char *addr = NULL;
+
+    if (!n->closing) {
+        raft_leader(&n->raft, &leader, &addr);
+    }
+    req->leader = leader;
+    if (leader != 0 && leader != n->opts.id &&
+        (req->id == 0 || leader == req->id)) {
+        req->cb(req, 0, "");
+    } else {
+        req->cb(req, CAIRN_UNAVAILABLE,
+                "leadership did not move within an election timeout; retry");
+    }
+}
+
+int node_transfer_leadership(struct node *n,
+                             struct node_change_req *req,
+                             uint64_t id,
+                             node_change_cb cb)
+{
+    const struct raft_server *srv;
+    int rv;
+
+    if (!is_leader(n)) {
+        return CAIRN_UNAVAILABLE;
+    }
+    if (id != 0) {
+        srv = find_server(n, id);
+        if (srv == NULL || srv->role != RAFT_VOTER || id == n->opts.id) {
+            return CAIRN_INVALID_ARGUMENT;
+        }
+    }
+    req->cb = cb;
+    req->node = n;
+    req->id = id;
+    req->leader = 0;
+    req->raft.transfer.data = req;
+    rv = raft_transfer(&n->raft, &req->raft.transfer, id, on_transferred);
+    return rv == 0 ? 0 : node_status_from_raft(rv);
 }

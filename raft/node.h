@@ -4,6 +4,7 @@
 #ifndef CAIRN_RAFT_NODE_H
 #define CAIRN_RAFT_NODE_H
 
+#include <raft.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,12 @@ struct node_options
     unsigned snapshot_trailing;    /* entries kept after one: 2048 */
     unsigned max_inflight;         /* group commit: entries in flight: 2 */
     size_t max_batch_bytes; /* bytes of commands packed per entry: 1 MiB */
+    /* The first members, "id=host:port,id=host:port", this node among them
+     * with its raft_address; used only to bootstrap a fresh directory.
+     * NULL: a one-voter cluster of this node. */
+    const char *initial_cluster;
+    bool join; /* fresh directory: bootstrap nothing, wait to be added */
+    bool sync_snapshots; /* copy the store on the loop (tests only) */
 };
 
 void node_options_default(struct node_options *o);
@@ -43,7 +50,8 @@ int node_create(uv_loop_t *loop,
                 struct cairn_error *err);
 
 /**
- * Start: bootstrap a one-voter configuration on a fresh directory, restore
+ * Start: on a fresh directory bootstrap the initial cluster (or a one-voter
+ * configuration of this node; nothing with join), restore
  * the newest snapshot, replay the log (entries at or below the store's
  * applied index are skipped by the state machine) and begin elections.
  * On a fresh cluster the first leader proposes an Init command carrying a
@@ -138,5 +146,105 @@ struct node_status
 };
 
 void node_get_status(const struct node *n, struct node_status *st);
+
+/** Raft index applied on this node (entries, barriers, configurations). */
+uint64_t node_applied_index(const struct node *n);
+
+/* ---- waiting for an index (reads on followers) ------------------------ */
+
+struct node_wait_req;
+typedef void (*node_wait_cb)(struct node_wait_req *req, int status);
+
+struct node_wait_req
+{
+    void *data;
+    /* private */
+    node_wait_cb cb;
+    uint64_t index;
+    struct cairn_queue link;
+};
+
+/**
+ * Call @p cb (status 0) once this node has applied Raft index @p index, at
+ * once (from the next loop iteration) if it has already; UNAVAILABLE when
+ * the node closes first. A follower serves a linearizable read by waiting
+ * for the read index the leader gave it. Always returns 0.
+ */
+int node_wait_applied(struct node *n,
+                      struct node_wait_req *req,
+                      uint64_t index,
+                      node_wait_cb cb);
+
+/* ---- membership ------------------------------------------------------- */
+
+struct node_member
+{
+    uint64_t id;
+    const char *raft_address; /* valid until the configuration changes:
+                                 copy before returning to the loop */
+    const char *role;         /* "voter", "standby" or "spare" */
+};
+
+/** Fill up to @p cap members of the configuration this node knows (the
+ * latest, possibly uncommitted); returns how many there are. */
+unsigned node_members(const struct node *n,
+                      struct node_member *out,
+                      unsigned cap);
+
+struct node_change_req;
+/** @p status 0 or a CAIRN_* code with @p message saying why. */
+typedef void (*node_change_cb)(struct node_change_req *req,
+                               int status,
+                               const char *message);
+
+/* Caller-owned; valid until the callback. */
+struct node_change_req
+{
+    void *data;
+    /* private */
+    node_change_cb cb;
+    struct node *node;
+    uint64_t id;
+    uint64_t leader; /* transfer: the leader afterwards */
+    union {
+        struct raft_change change;
+        struct raft_transfer transfer;
+    } raft;
+    struct cairn_queue link;
+};
+
+/**
+ * Make server @p id at @p raft_address a voter (this node must be the
+ * leader): add it as a spare if it is not in the configuration, then
+ * promote it, which first catches it up (by snapshot if its log was
+ * compacted). Returns 0 and the callback runs, 1 when it is a voter at
+ * that address already (no callback), or without the callback:
+ * UNAVAILABLE (not the leader, or another change is in progress: retry),
+ * ALREADY_EXISTS (the id is a member at another address, or the address
+ * belongs to another id), INVALID_ARGUMENT.
+ */
+int node_add_member(struct node *n,
+                    struct node_change_req *req,
+                    uint64_t id,
+                    const char *raft_address,
+                    node_change_cb cb);
+
+/** Remove server @p id from the configuration (leader only; removing the
+ * leader itself makes it step down once committed). 0 (callback later),
+ * NOT_FOUND, UNAVAILABLE. */
+int node_remove_member(struct node *n,
+                       struct node_change_req *req,
+                       uint64_t id,
+                       node_change_cb cb);
+
+/** Hand leadership to voter @p id (0: the most up-to-date voter). The
+ * callback reports 0 with req->leader set to the leader afterwards, or
+ * UNAVAILABLE if leadership did not move. Errors without the callback:
+ * UNAVAILABLE (not the leader), INVALID_ARGUMENT (not a voter, or this
+ * node), NOT_FOUND (no other voter). */
+int node_transfer_leadership(struct node *n,
+                             struct node_change_req *req,
+                             uint64_t id,
+                             node_change_cb cb);
 
 #endif

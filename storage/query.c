@@ -1721,6 +1721,51 @@ static int q_changes(struct q *q)
     return rv;
 }
 
+/* ---- cluster members ------------------------------------------------ */
+
+/* Every row of the member table, in id order: {Members: [{Id,
+ * RaftAddress, ApiAddress}]}. */
+static int q_members(struct q *q)
+{
+    MDB_cursor *cur;
+    MDB_val k = {strlen(META_MEMBER), (void *)META_MEMBER};
+    MDB_val v;
+    size_t n = 0;
+    struct buf items;
+    msgpack_packer pk;
+    int rc = mdb_cursor_open(q->txn, q->s->meta, &cur);
+
+    if (rc != 0) {
+        return mdb_err(q, rc, "members");
+    }
+    buf_init(&items);
+    mp_packer_init(&pk, &items);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != META_MEMBER_KEY_LEN ||
+            memcmp(k.mv_data, META_MEMBER, strlen(META_MEMBER)) != 0) {
+            break;
+        }
+        /* The store wrote these records; copy them through. */
+        buf_append(&items, v.mv_data, v.mv_size);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        buf_close(&items);
+        return mdb_err(q, rc, "members");
+    }
+    msgpack_pack_map(&q->pk, 1);
+    mp_pack_cstr(&q->pk, "Members");
+    msgpack_pack_array(&q->pk, n);
+    buf_append(q->out, items.data, items.len);
+    if (items.oom) {
+        q->out->oom = 1;
+    }
+    buf_close(&items);
+    return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------- */
 
 struct method
@@ -1738,6 +1783,7 @@ static const struct method methods[] = {
     {"ListTagsForResource", q_list_tags},
     {"GetServiceSetting", q_get_setting},
     {"GetChanges", q_changes},
+    {"ListMembers", q_members},
 };
 
 int query_run(struct store *s,

@@ -1966,6 +1966,100 @@ static int sessions_prune(struct ctx *c)
     return 0;
 }
 
+/* ---- cluster members ------------------------------------------------ */
+
+/* The member table tells every node where each member's client API
+ * listens, so a follower can forward to the leader. The Raft configuration
+ * stays libraft's; this is only an address book. */
+#define MEMBER_ADDRESS_MAX 255
+
+static void member_key(uint8_t key[META_MEMBER_KEY_LEN], uint64_t id)
+{
+    memcpy(key, META_MEMBER, sizeof(META_MEMBER) - 1);
+    for (int i = 0; i < 8; i++) {
+        key[sizeof(META_MEMBER) - 1 + (size_t)i] =
+            (uint8_t)(id >> (56 - 8 * i));
+    }
+}
+
+static int member_id(struct ctx *c, uint64_t *id)
+{
+    int r = mp_get_u64(c->req, "Id", id, c->err);
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0 || *id == 0) {
+        return validation(c, "A member needs an Id from 1.");
+    }
+    return 0;
+}
+
+static int member_address(struct ctx *c, const char *field, struct mp_str *a)
+{
+    int r = mp_get_str(c->req, field, a, c->err);
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0 || a->n == 0 || a->n > MEMBER_ADDRESS_MAX ||
+        memchr(a->p, ':', a->n) == NULL) {
+        return validation(c, "%s must be host:port, up to %d characters.",
+                          field, MEMBER_ADDRESS_MAX);
+    }
+    return 0;
+}
+
+static int op_set_member(struct ctx *c)
+{
+    uint8_t key[META_MEMBER_KEY_LEN];
+    struct mp_str raft, api;
+    uint64_t id;
+    struct buf rec;
+    msgpack_packer pk;
+    int rv;
+
+    if ((rv = member_id(c, &id)) != 0 ||
+        (rv = member_address(c, "RaftAddress", &raft)) != 0 ||
+        (rv = member_address(c, "ApiAddress", &api)) != 0) {
+        return rv;
+    }
+    buf_init(&rec);
+    mp_packer_init(&pk, &rec);
+    msgpack_pack_map(&pk, 3);
+    mp_pack_kv_u64(&pk, "Id", id);
+    mp_pack_kv_str(&pk, "RaftAddress", raft.p, raft.n);
+    mp_pack_kv_str(&pk, "ApiAddress", api.p, api.n);
+    if (rec.oom) {
+        buf_close(&rec);
+        return oom(c);
+    }
+    member_key(key, id);
+    rv = put(c, c->s->meta, key, sizeof(key), rec.data, rec.len);
+    buf_close(&rec);
+    if (rv != 0) {
+        return rv;
+    }
+    msgpack_pack_map(&c->pk, 0);
+    return 0;
+}
+
+static int op_remove_member(struct ctx *c)
+{
+    uint8_t key[META_MEMBER_KEY_LEN];
+    uint64_t id;
+    int rv = member_id(c, &id);
+
+    if (rv != 0) {
+        return rv;
+    }
+    member_key(key, id);
+    rv = del(c, c->s->meta, key, sizeof(key));
+    if (rv != 0) {
+        return rv;
+    }
+    msgpack_pack_map(&c->pk, 0);
+    return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------- */
 
 struct op
@@ -1985,6 +2079,8 @@ static const struct op ops[] = {
     {"UpdateServiceSetting", op_update_setting},
     {"ResetServiceSetting", op_reset_setting},
     {"Init", op_init},
+    {"SetMember", op_set_member},
+    {"RemoveMember", op_remove_member},
 };
 
 /* Decode the envelope and run the op. Returns OK/business status/FAULT. */

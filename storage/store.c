@@ -241,6 +241,7 @@ int store_open(const char *dir,
                                "out of memory");
     }
     s->lock_fd = -1;
+    pthread_mutex_init(&s->copy_lock, NULL);
     buf_init(&s->out);
     buf_init(&s->scratch);
     if (opts != NULL) {
@@ -327,6 +328,7 @@ void store_close(struct store *s)
     }
     buf_close(&s->out);
     buf_close(&s->scratch);
+    pthread_mutex_destroy(&s->copy_lock);
     free(s->dir);
     free(s->arn_partition);
     free(s->arn_region);
@@ -491,11 +493,11 @@ int store_size(struct store *s, uint64_t *bytes, struct cairn_error *err)
 int store_snapshot_write(struct store *s, int fd, struct cairn_error *err)
 {
     int rc;
-    if (s->batch != NULL) {
-        return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
-                               "snapshot with a batch open");
-    }
+    /* LMDB's copy reads through its own read txn (MDB_NOTLS), so it may run
+     * on another thread beside apply; only a restore must wait for it. */
+    pthread_mutex_lock(&s->copy_lock);
     rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    pthread_mutex_unlock(&s->copy_lock);
     if (rc != 0) {
         return store_status_from_mdb(rc, err, "snapshot copy");
     }
@@ -595,12 +597,12 @@ static int probe_snapshot(const char *path,
     return 0;
 }
 
-int store_restore(struct store *s,
-                  int fd,
-                  bool skip_if_older,
-                  bool *restored,
-                  uint64_t *snapshot_index,
-                  struct cairn_error *err)
+static int restore_locked(struct store *s,
+                          int fd,
+                          bool skip_if_older,
+                          bool *restored,
+                          uint64_t *snapshot_index,
+                          struct cairn_error *err)
 {
     char *tmp = NULL;
     char *data = NULL;
@@ -854,4 +856,19 @@ int rec_decode(const void *p,
                                "stored record is malformed");
     }
     return 0;
+}
+
+int store_restore(struct store *s,
+                  int fd,
+                  bool skip_if_older,
+                  bool *restored,
+                  uint64_t *snapshot_index,
+                  struct cairn_error *err)
+{
+    int rv;
+    /* The environment is replaced: wait for a copy running elsewhere. */
+    pthread_mutex_lock(&s->copy_lock);
+    rv = restore_locked(s, fd, skip_if_older, restored, snapshot_index, err);
+    pthread_mutex_unlock(&s->copy_lock);
+    return rv;
 }

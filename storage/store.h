@@ -72,7 +72,8 @@ int store_revision(struct store *s, uint64_t *rev, struct cairn_error *err);
  * Write a consistent, compacted copy of the whole store to @p fd (LMDB's
  * own file format, readable by store_restore). The copy reflects the last
  * committed state; an open batch is not included. Runs in the calling
- * thread. Errors: INTERNAL (I/O), FAILED_PRECONDITION (batch open).
+ * thread, which may be another thread than the one applying: a restore
+ * waits for the copy to finish. Errors: INTERNAL (I/O).
  */
 int store_snapshot_write(struct store *s, int fd, struct cairn_error *err);
 

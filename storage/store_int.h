@@ -5,6 +5,7 @@
 
 #include <lmdb.h>
 #include <msgpack.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "buf.h"
@@ -34,7 +35,9 @@ struct store
     MDB_dbi sessions;      /* client session id -> last sequence and outcome */
     MDB_dbi session_times; /* last use (8 bytes BE) + session id -> "" */
     MDB_txn *batch;        /* open batch write txn, or NULL */
-    MDB_txn *rtxn;         /* cached read txn, reset between queries */
+    pthread_mutex_t copy_lock; /* a snapshot copy (any thread) excludes a
+                                  restore, which replaces the env */
+    MDB_txn *rtxn;             /* cached read txn, reset between queries */
     uint8_t local_token_key[TOKEN_KEY_LEN]; /* until Init sets one */
     bool local_token_key_set;
     struct sm_outcome outcome;
@@ -51,6 +54,10 @@ struct store
 #define META_N_ADVANCED "count_advanced"
 #define META_TOKEN_KEY "token_key"
 #define META_DEFAULT_TIER "setting_default_tier" /* msgpack record */
+/* Cluster members: "member/" then the id as 8 big-endian bytes, a msgpack
+ * map {Id, RaftAddress, ApiAddress}. */
+#define META_MEMBER "member/"
+#define META_MEMBER_KEY_LEN (sizeof(META_MEMBER) - 1 + 8)
 
 /* 0 (absent reads as @p def), or an LMDB error code. */
 int store_meta_get_u64(MDB_txn *txn,

@@ -1,4 +1,5 @@
-/* cairn: the command line client, mirroring `aws ssm` for Parameter Store.
+/* cairn: the command line client, mirroring `aws ssm` for Parameter Store,
+ * plus the `cluster` commands of docs/cluster.md.
  *
  * Parsing, pagination merging and output formatting live in cli_args.c,
  * which is unit-tested without a server; this file only connects, calls
@@ -25,6 +26,16 @@
 /* A listing that needs more calls than this is a server bug (a token that
  * never ends); stop rather than loop forever. */
 #define MAX_PAGES 1000000
+
+/* `cluster status` asks each member once with a short deadline, so that a
+ * dead member costs seconds, not the ordinary call's 10 s with retries.
+ * Computing a digest reads the whole store, hence the longer one. */
+#define NODE_STATUS_TIMEOUT_MS 2000
+#define NODE_DIGEST_TIMEOUT_MS 10000
+
+/* `cluster add` returns once the new member has caught up and become a
+ * voter, which may need a snapshot: longer than an ordinary call. */
+#define ADD_MEMBER_TIMEOUT_MS 60000
 
 /* Write @p b to @p f whole. */
 static void put_buf(FILE *f, const struct buf *b)
@@ -247,13 +258,17 @@ static int report_parse_error(int rv, const struct cli_diag *d)
     return rv == CAIRN_INVALID_ARGUMENT ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
 }
 
-static int print_help(const struct cli_command *cmd)
+static int print_help(const struct cli_invocation *inv)
 {
     struct buf b;
     int rv;
 
     buf_init(&b);
-    rv = cli_render_help(&b, cmd);
+    if (inv->cmd == NULL && inv->cluster) {
+        rv = cli_render_cluster_help(&b);
+    } else {
+        rv = cli_render_help(&b, inv->cmd);
+    }
     if (rv == 0) {
         put_buf(stdout, &b);
     } else {
@@ -261,6 +276,111 @@ static int print_help(const struct cli_command *cmd)
     }
     buf_close(&b);
     return rv == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
+/* Ask the node at @p address alone for its Cairn.NodeStatus: one attempt
+ * within @p timeout_ms. */
+static int node_status(const char *address,
+                       unsigned timeout_ms,
+                       const json_t *req,
+                       json_t **resp,
+                       struct cairn_error *err)
+{
+    struct cairn_client_options o;
+    struct cairn_client *c = NULL;
+    int rv;
+
+    *resp = NULL;
+    cairn_client_options_default(&o);
+    o.endpoints = address;
+    o.timeout_ms = timeout_ms;
+    o.attempts = 1;
+    rv = cairn_client_connect(&o, &c, err);
+    if (rv == 0) {
+        rv = call(c, "Cairn.NodeStatus", req, resp, err);
+    }
+    cairn_client_close(c);
+    return rv;
+}
+
+/* Write @p b to stdout; the exit status. */
+static int print_output(const struct buf *b, int rv)
+{
+    if (rv != 0) {
+        fputs("\nout of memory\n", stderr);
+        return CLI_EXIT_FAILURE;
+    }
+    put_buf(stdout, b);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
+/* `cairn cluster status`: the member list from the contacted node, then
+ * each member's own view from its API address. Members that do not answer
+ * are shown as such; the exit status is 0 once the list was read. */
+static int cluster_status(struct cairn_client *client,
+                          const struct cli_invocation *inv,
+                          const char *endpoint)
+{
+    bool digest = json_is_true(json_object_get(inv->request, "Digest"));
+    unsigned timeout_ms = inv->opt.timeout_ms > 0 ? inv->opt.timeout_ms
+                          : digest                ? NODE_DIGEST_TIMEOUT_MS
+                                                  : NODE_STATUS_TIMEOUT_MS;
+    struct cairn_error err;
+    json_t *empty = NULL;
+    json_t *members = NULL;
+    json_t *status = NULL;
+    json_t *node_req = NULL;
+    json_t *m;
+    struct buf out;
+    size_t i;
+    int code;
+    int rv;
+
+    cairn_error_clear(&err);
+    buf_init(&out);
+    empty = json_object();
+    node_req = json_pack("{s:b}", "Digest", digest);
+    if (empty == NULL || node_req == NULL) {
+        code = print_output(&out, CAIRN_RESOURCE_EXHAUSTED);
+        goto out;
+    }
+    rv = call(client, "Cairn.Members", empty, &members, &err);
+    if (rv == 0) {
+        rv = cli_status_from_members(members, &status, &err);
+    }
+    if (rv != 0) {
+        code = report_call_error("Cairn.Members", endpoint, &err);
+        goto out;
+    }
+    json_array_foreach(json_object_get(status, "Members"), i, m)
+    {
+        const char *api = json_string_value(json_object_get(m, "ApiAddress"));
+        json_t *node = NULL;
+        if (api == NULL || api[0] == '\0') {
+            cairn_error_set(&err, CAIRN_UNAVAILABLE, NULL,
+                            "no API address registered for this member");
+            rv = cli_status_set_error(m, &err);
+        } else if (node_status(api, timeout_ms, node_req, &node, &err) == 0) {
+            rv = cli_status_set_node(m, node);
+        } else {
+            rv = cli_status_set_error(m, &err);
+        }
+        json_decref(node);
+        if (rv != 0) {
+            break;
+        }
+    }
+    if (rv == 0) {
+        rv = cli_render_status(status, inv->opt.output, &out);
+    }
+    code = print_output(&out, rv);
+out:
+    buf_close(&out);
+    json_decref(status);
+    json_decref(members);
+    json_decref(node_req);
+    json_decref(empty);
+    return code;
 }
 
 int main(int argc, char **argv)
@@ -283,7 +403,7 @@ int main(int argc, char **argv)
         return report_parse_error(rv, &diag);
     }
     if (inv.opt.help) {
-        code = print_help(inv.cmd);
+        code = print_help(&inv);
         cli_invocation_close(&inv);
         return code;
     }
@@ -312,6 +432,8 @@ int main(int argc, char **argv)
     }
     if (inv.opt.timeout_ms > 0) {
         opts.timeout_ms = inv.opt.timeout_ms;
+    } else if (inv.cmd == cli_command_find("cluster add")) {
+        opts.timeout_ms = ADD_MEMBER_TIMEOUT_MS;
     }
     opts.stale_reads = inv.opt.stale;
 
@@ -336,6 +458,12 @@ int main(int argc, char **argv)
         return code;
     }
 
+    if (inv.cmd == cli_command_find("cluster status")) {
+        code = cluster_status(client, &inv,
+                              endpoints != NULL ? endpoints : DEFAULT_ENDPOINT);
+        goto out;
+    }
+
     paged = inv.cmd->result_key != NULL && inv.opt.paginate;
     if (paged) {
         rv = call_paged(client, &inv, &resp, &err);
@@ -352,13 +480,7 @@ int main(int argc, char **argv)
     buf_init(&out);
     rv = cli_render(resp, inv.opt.output, inv.cmd->operation, paged,
                     terminal_width(), &out);
-    if (rv != 0) {
-        fputs("\nout of memory\n", stderr);
-        code = CLI_EXIT_FAILURE;
-    } else {
-        put_buf(stdout, &out);
-        code = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-    }
+    code = print_output(&out, rv);
     buf_close(&out);
 out:
     json_decref(resp);

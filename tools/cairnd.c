@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "cairn.h"
 #include "log.h"
+#include "mp.h"
 #include "node.h"
 #include "server.h"
 #include "service.h"
@@ -20,11 +22,33 @@
 
 struct config
 {
-    const char *data_dir;
+    char data_dir[3900];
+    char api[300]; /* as given, for the member table */
     char api_host[256];
     int api_port;
     char raft_address[300];
     uint64_t node_id;
+    char *initial_cluster; /* "id=host:port,..." or NULL */
+    char join[300];        /* API address of a member, or "" */
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    unsigned election_timeout_ms;
+};
+
+/* Joining a running cluster: a thread asks a member to add this node,
+ * with the blocking client, while the loop runs Raft (the leader must
+ * reach this node to catch it up before it can vote). */
+struct joiner
+{
+    uv_thread_t thread;
+    uv_async_t done;
+    bool running;
+    int status;
+    struct cairn_error err;
+    char endpoint[300];
+    uint64_t id;
+    char raft_address[300];
+    char api_address[300];
 };
 
 struct daemon
@@ -35,6 +59,7 @@ struct daemon
     struct node *node;
     struct service *svc;
     struct server *server;
+    struct joiner joiner;
     uv_signal_t sigint, sigterm;
     uv_timer_t watch;
     bool was_leader;
@@ -56,6 +81,27 @@ static void usage(FILE *f)
             "  --api HOST:PORT     client API address (127.0.0.1:7400)\n"
             "  --raft HOST:PORT    Raft address (127.0.0.1:7401)\n"
             "  --node-id N         Raft server id (1)\n"
+            "  --initial-cluster ID=HOST:PORT,...\n"
+            "                      the first members and their Raft "
+            "addresses,\n"
+            "                      this node among them (a fresh data "
+            "directory\n"
+            "                      only; default: a cluster of this node "
+            "alone)\n"
+            "  --join HOST:PORT    join the running cluster that has a "
+            "member\n"
+            "                      with this client API address (a fresh "
+            "data\n"
+            "                      directory only)\n"
+            "  --config FILE       read options from FILE: one "
+            "\"name = value\" per\n"
+            "                      line with the long option names; "
+            "flags win\n"
+            "  --snapshot-threshold N   Raft entries between snapshots "
+            "(8192)\n"
+            "  --snapshot-trailing N    entries kept after a snapshot "
+            "(2048)\n"
+            "  --election-timeout MS    Raft election timeout (1000)\n"
             "  --log-level LEVEL   debug, info, warn or error (info)\n"
             "  --version           print the version\n"
             "  --help              this text\n");
@@ -80,63 +126,224 @@ static int split_host_port(const char *s, char *host, size_t cap, int *port)
     return 0;
 }
 
+static const struct option longopts[] = {
+    {"data-dir", required_argument, NULL, 'd'},
+    {"api", required_argument, NULL, 'a'},
+    {"raft", required_argument, NULL, 'r'},
+    {"node-id", required_argument, NULL, 'n'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"initial-cluster", required_argument, NULL, 'i'},
+    {"join", required_argument, NULL, 'j'},
+    {"config", required_argument, NULL, 'c'},
+    {"snapshot-threshold", required_argument, NULL, 's'},
+    {"snapshot-trailing", required_argument, NULL, 't'},
+    {"election-timeout", required_argument, NULL, 'e'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_uint(const char *name,
+                      const char *v,
+                      unsigned long long min,
+                      unsigned long long max,
+                      unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoull(v, &end, 10);
+    if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || *out < min ||
+        *out > max) {
+        fprintf(stderr, "cairnd: bad --%s %s (%llu to %llu)\n", name, v, min,
+                max);
+        return 2;
+    }
+    return 0;
+}
+
+static int copy_opt(const char *name, const char *v, char *dst, size_t cap)
+{
+    if (strlen(v) >= cap) {
+        fprintf(stderr, "cairnd: --%s is too long\n", name);
+        return 2;
+    }
+    snprintf(dst, cap, "%s", v);
+    return 0;
+}
+
+/* Apply one option. Returns 0, or 2 after printing why. */
+static int apply_opt(struct config *cfg, int c, const char *v)
+{
+    char host[256];
+    int port;
+    unsigned long long u;
+
+    switch (c) {
+        case 'd':
+            return copy_opt("data-dir", v, cfg->data_dir,
+                            sizeof(cfg->data_dir));
+        case 'a':
+            if (split_host_port(v, host, sizeof(host), &port) != 0) {
+                fprintf(stderr, "cairnd: bad --api address %s\n", v);
+                return 2;
+            }
+            return copy_opt("api", v, cfg->api, sizeof(cfg->api));
+        case 'r':
+            if (split_host_port(v, host, sizeof(host), &port) != 0) {
+                fprintf(stderr, "cairnd: bad --raft address %s\n", v);
+                return 2;
+            }
+            return copy_opt("raft", v, cfg->raft_address,
+                            sizeof(cfg->raft_address));
+        case 'n':
+            if (parse_uint("node-id", v, 1, UINT64_MAX, &u) != 0) {
+                return 2;
+            }
+            cfg->node_id = u;
+            return 0;
+        case 'l':
+            if (strcmp(v, "debug") == 0) {
+                log_set_level(LOG_DEBUG);
+            } else if (strcmp(v, "info") == 0) {
+                log_set_level(LOG_INFO);
+            } else if (strcmp(v, "warn") == 0) {
+                log_set_level(LOG_WARN);
+            } else if (strcmp(v, "error") == 0) {
+                log_set_level(LOG_ERROR);
+            } else {
+                fprintf(stderr, "cairnd: bad --log-level %s\n", v);
+                return 2;
+            }
+            return 0;
+        case 'i':
+            free(cfg->initial_cluster);
+            cfg->initial_cluster = strdup(v);
+            if (cfg->initial_cluster == NULL) {
+                fprintf(stderr, "cairnd: out of memory\n");
+                return 2;
+            }
+            return 0;
+        case 'j':
+            if (split_host_port(v, host, sizeof(host), &port) != 0) {
+                fprintf(stderr, "cairnd: bad --join address %s\n", v);
+                return 2;
+            }
+            return copy_opt("join", v, cfg->join, sizeof(cfg->join));
+        case 's':
+            if (parse_uint("snapshot-threshold", v, 1, 1u << 30, &u) != 0) {
+                return 2;
+            }
+            cfg->snapshot_threshold = (unsigned)u;
+            return 0;
+        case 't':
+            if (parse_uint("snapshot-trailing", v, 0, 1u << 30, &u) != 0) {
+                return 2;
+            }
+            cfg->snapshot_trailing = (unsigned)u;
+            return 0;
+        case 'e':
+            if (parse_uint("election-timeout", v, 200, 60000, &u) != 0) {
+                return 2;
+            }
+            cfg->election_timeout_ms = (unsigned)u;
+            return 0;
+        default:
+            return 2;
+    }
+}
+
+static char *trim(char *p)
+{
+    char *e;
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    e = p + strlen(p);
+    while (e > p &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) {
+        *--e = '\0';
+    }
+    return p;
+}
+
+/* Options from a file: "name = value" per line, '#' comments. */
+static int read_config(struct config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    unsigned lineno = 0;
+    int rv = 0;
+
+    if (f == NULL) {
+        fprintf(stderr, "cairnd: cannot read --config %s: %s\n", path,
+                strerror(errno));
+        return 2;
+    }
+    while (rv == 0 && fgets(line, sizeof(line), f) != NULL) {
+        char *hash = strchr(line, '#');
+        char *eq, *name, *value;
+        const struct option *o;
+
+        lineno++;
+        if (hash != NULL) {
+            *hash = '\0';
+        }
+        name = trim(line);
+        if (*name == '\0') {
+            continue;
+        }
+        eq = strchr(name, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "cairnd: %s:%u: expected name = value\n", path,
+                    lineno);
+            rv = 2;
+            break;
+        }
+        *eq = '\0';
+        name = trim(name);
+        value = trim(eq + 1);
+        for (o = longopts; o->name != NULL; o++) {
+            if (strcmp(o->name, name) == 0 && o->has_arg == required_argument &&
+                o->val != 'c') {
+                break;
+            }
+        }
+        if (o->name == NULL) {
+            fprintf(stderr, "cairnd: %s:%u: unknown option %s\n", path, lineno,
+                    name);
+            rv = 2;
+            break;
+        }
+        rv = apply_opt(cfg, o->val, value);
+    }
+    fclose(f);
+    return rv;
+}
+
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
-    static const struct option longopts[] = {
-        {"data-dir", required_argument, NULL, 'd'},
-        {"api", required_argument, NULL, 'a'},
-        {"raft", required_argument, NULL, 'r'},
-        {"node-id", required_argument, NULL, 'n'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *api = "127.0.0.1:7400";
     int c;
+    int rv;
 
-    cfg->data_dir = "./cairn-data";
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./cairn-data");
+    snprintf(cfg->api, sizeof(cfg->api), "127.0.0.1:7400");
     snprintf(cfg->raft_address, sizeof(cfg->raft_address), "127.0.0.1:7401");
     cfg->node_id = 1;
+    /* A config file first, whatever its place, so that flags win. */
+    for (int i = 1; i < argc; i++) {
+        const char *file = NULL;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            file = argv[i + 1];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        }
+        if (file != NULL && (rv = read_config(cfg, file)) != 0) {
+            return rv;
+        }
+    }
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        char host[256];
-        int port;
-        char *end;
         switch (c) {
-            case 'd':
-                cfg->data_dir = optarg;
-                break;
-            case 'a':
-                api = optarg;
-                break;
-            case 'r':
-                if (split_host_port(optarg, host, sizeof(host), &port) != 0) {
-                    fprintf(stderr, "cairnd: bad --raft address %s\n", optarg);
-                    return 2;
-                }
-                snprintf(cfg->raft_address, sizeof(cfg->raft_address), "%s",
-                         optarg);
-                break;
-            case 'n':
-                cfg->node_id = strtoull(optarg, &end, 10);
-                if (*end != '\0' || cfg->node_id == 0) {
-                    fprintf(stderr, "cairnd: bad --node-id %s\n", optarg);
-                    return 2;
-                }
-                break;
-            case 'l':
-                if (strcmp(optarg, "debug") == 0) {
-                    log_set_level(LOG_DEBUG);
-                } else if (strcmp(optarg, "info") == 0) {
-                    log_set_level(LOG_INFO);
-                } else if (strcmp(optarg, "warn") == 0) {
-                    log_set_level(LOG_WARN);
-                } else if (strcmp(optarg, "error") == 0) {
-                    log_set_level(LOG_ERROR);
-                } else {
-                    fprintf(stderr, "cairnd: bad --log-level %s\n", optarg);
-                    return 2;
-                }
+            case 'c':
                 break;
             case 'V':
                 printf("cairnd %s\n", CAIRND_VERSION);
@@ -144,9 +351,13 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             case 'h':
                 usage(stdout);
                 exit(0);
-            default:
+            case '?':
                 usage(stderr);
                 return 2;
+            default:
+                if ((rv = apply_opt(cfg, c, optarg)) != 0) {
+                    return rv;
+                }
         }
     }
     if (optind < argc) {
@@ -154,9 +365,15 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         usage(stderr);
         return 2;
     }
-    if (split_host_port(api, cfg->api_host, sizeof(cfg->api_host),
+    if (cfg->join[0] != '\0' && cfg->initial_cluster != NULL) {
+        fprintf(stderr,
+                "cairnd: --join and --initial-cluster exclude each "
+                "other\n");
+        return 2;
+    }
+    if (split_host_port(cfg->api, cfg->api_host, sizeof(cfg->api_host),
                         &cfg->api_port) != 0) {
-        fprintf(stderr, "cairnd: bad --api address %s\n", api);
+        fprintf(stderr, "cairnd: bad --api address %s\n", cfg->api);
         return 2;
     }
     return 0;
@@ -211,6 +428,13 @@ static void on_server_closed(void *data)
     closed_one(d);
 }
 
+static void on_service_closed(void *data)
+{
+    struct daemon *d = data;
+    log_info("peer connections closed");
+    closed_one(d);
+}
+
 static void on_node_closed(struct node *n, void *data)
 {
     struct daemon *d = data;
@@ -227,12 +451,22 @@ static void shutdown_daemon(struct daemon *d)
     }
     d->stopping = true;
     log_info("shutting down");
+    if (d->joiner.running) {
+        /* The join thread may block for minutes: do not wait for it. */
+        uv_unref((uv_handle_t *)&d->joiner.done);
+    }
     uv_timer_stop(&d->watch);
-    d->pending_closes = 2;
-    /* The server first, so no new calls arrive; then the node, which fails
-     * what is still pending so that every stream completes. */
+    d->pending_closes = 3;
+    /* The server first, so no new calls arrive; then the service's peer
+     * connections and the node, which fail what is still pending so that
+     * every stream completes. */
     if (d->server != NULL) {
         server_close(d->server, on_server_closed, d);
+    } else {
+        d->pending_closes--;
+    }
+    if (d->svc != NULL) {
+        service_close(d->svc, on_service_closed, d);
     } else {
         d->pending_closes--;
     }
@@ -275,6 +509,85 @@ static void on_watch(uv_timer_t *t)
     }
 }
 
+/* ---- joining ---------------------------------------------------------- */
+
+static void join_thread(void *arg)
+{
+    struct joiner *j = arg;
+    struct cairn_client_options o;
+    struct cairn_client *c = NULL;
+    struct buf req;
+    msgpack_packer pk;
+    void *resp = NULL;
+    size_t resp_len = 0;
+
+    cairn_client_options_default(&o);
+    o.endpoints = j->endpoint;
+    /* Promotion waits for this node to catch up, by snapshot if needed. */
+    o.timeout_ms = 300000;
+    o.attempts = 1000;
+    buf_init(&req);
+    mp_packer_init(&pk, &req);
+    msgpack_pack_map(&pk, 3);
+    mp_pack_kv_u64(&pk, "Id", j->id);
+    mp_pack_kv_cstr(&pk, "RaftAddress", j->raft_address);
+    mp_pack_kv_cstr(&pk, "ApiAddress", j->api_address);
+    if (req.oom) {
+        j->status = cairn_error_set(&j->err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                                    "out of memory");
+    } else {
+        j->status = cairn_client_connect(&o, &c, &j->err);
+    }
+    if (j->status == 0) {
+        j->status = cairn_call(c, "Cairn.AddMember", req.data, req.len, &resp,
+                               &resp_len, &j->err);
+    }
+    free(resp);
+    cairn_client_close(c);
+    buf_close(&req);
+    uv_async_send(&j->done);
+}
+
+static void on_joined(uv_async_t *h)
+{
+    struct daemon *d = h->data;
+    struct joiner *j = &d->joiner;
+
+    uv_thread_join(&j->thread);
+    j->running = false;
+    uv_close((uv_handle_t *)&j->done, NULL);
+    if (j->status != 0) {
+        log_error("cannot join the cluster through %s: %s", j->endpoint,
+                  j->err.msg);
+        d->exit_code = 1;
+        shutdown_daemon(d);
+        return;
+    }
+    log_info("joined the cluster through %s as node %llu", j->endpoint,
+             (unsigned long long)j->id);
+}
+
+static int start_join(struct daemon *d)
+{
+    struct joiner *j = &d->joiner;
+
+    snprintf(j->endpoint, sizeof(j->endpoint), "%s", d->cfg.join);
+    snprintf(j->raft_address, sizeof(j->raft_address), "%s",
+             d->cfg.raft_address);
+    snprintf(j->api_address, sizeof(j->api_address), "%s", d->cfg.api);
+    j->id = d->cfg.node_id;
+    uv_async_init(d->loop, &j->done, on_joined);
+    j->done.data = d;
+    if (uv_thread_create(&j->thread, join_thread, j) != 0) {
+        uv_close((uv_handle_t *)&j->done, NULL);
+        log_error("cannot start the join thread");
+        return 1;
+    }
+    j->running = true;
+    log_info("joining the cluster through %s", j->endpoint);
+    return 0;
+}
+
 /* ---- start ------------------------------------------------------------ */
 
 static int start(struct daemon *d)
@@ -282,6 +595,7 @@ static int start(struct daemon *d)
     struct store_options so;
     struct node_options no;
     struct server_options sv;
+    struct service_options svo;
     struct cairn_error err;
     char store_dir[4096], raft_dir[4096];
     struct node_status st;
@@ -316,6 +630,16 @@ static int start(struct daemon *d)
     no.raft_address = d->cfg.raft_address;
     no.dir = raft_dir;
     no.store = d->store;
+    no.initial_cluster = d->cfg.initial_cluster;
+    no.join = d->cfg.join[0] != '\0';
+    if (d->cfg.snapshot_threshold != 0) {
+        no.snapshot_threshold = d->cfg.snapshot_threshold;
+        no.snapshot_trailing = d->cfg.snapshot_trailing;
+    }
+    if (d->cfg.election_timeout_ms != 0) {
+        no.election_timeout_ms = d->cfg.election_timeout_ms;
+        no.heartbeat_timeout_ms = d->cfg.election_timeout_ms / 10;
+    }
     rv = node_create(d->loop, &no, &d->node, &err);
     if (rv == 0) {
         rv = node_start(d->node, &err);
@@ -329,7 +653,11 @@ static int start(struct daemon *d)
              (unsigned long long)d->cfg.node_id, d->cfg.raft_address,
              (unsigned long long)st.applied_index);
 
-    rv = service_create(d->node, d->store, &d->svc, &err);
+    service_options_default(&svo);
+    svo.id = d->cfg.node_id;
+    svo.raft_address = d->cfg.raft_address;
+    svo.api_address = d->cfg.api;
+    rv = service_create(d->loop, d->node, d->store, &svo, &d->svc, &err);
     if (rv != 0) {
         log_error("cannot create the service: %s", err.msg);
         return 1;
@@ -345,6 +673,17 @@ static int start(struct daemon *d)
     }
     log_info("client API listening on %s:%d", d->cfg.api_host,
              server_port(d->server));
+    if (d->cfg.join[0] != '\0') {
+        struct node_member m;
+        if (node_members(d->node, &m, 1) > 0) {
+            log_info(
+                "already a member (the log holds the configuration): "
+                "--join %s ignored",
+                d->cfg.join);
+        } else if (start_join(d) != 0) {
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -380,6 +719,7 @@ int main(int argc, char **argv)
     }
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);
+    free(d.cfg.initial_cluster);
     log_info("stopped");
     return d.exit_code;
 }

@@ -233,6 +233,36 @@ static const struct cli_flag update_setting_flags[] = {
      "default-parameter-tier; true or false for high-throughput-enabled."},
 };
 
+/* The cluster group (docs/cluster.md). */
+#define H_NODE_ID "The node's Raft id, an integer of at least 1."
+
+static const struct cli_flag cluster_status_flags[] = {
+    {"digest", "Digest", CLI_BOOL, NULL, false,
+     "Also ask every member for the SHA-256 digest of its store at its "
+     "applied index: members at the same StoreIndex must show the same "
+     "digest. Reading the whole store takes time, so the per-member "
+     "deadline grows from 2 to 10 seconds."},
+};
+
+static const struct cli_flag cluster_add_flags[] = {
+    {"id", "Id", CLI_ID, NULL, true, H_NODE_ID " It must not be in use."},
+    {"raft-address", "RaftAddress", CLI_ADDRESS, NULL, true,
+     "The new node's Raft address, HOST:PORT (the cairnd --raft option)."},
+    {"api-address", "ApiAddress", CLI_ADDRESS, NULL, false,
+     "The new node's client API address, HOST:PORT (the cairnd --api "
+     "option). The node registers it itself once it runs; give it to have "
+     "`cluster status` reach the node at once."},
+};
+
+static const struct cli_flag cluster_remove_flags[] = {
+    {"id", "Id", CLI_ID, NULL, true, H_NODE_ID},
+};
+
+static const struct cli_flag cluster_transfer_flags[] = {
+    {"id", "Id", CLI_ID, NULL, false,
+     H_NODE_ID " Without it the leader picks a voter."},
+};
+
 #define FLAGS(a) a, sizeof(a) / sizeof((a)[0])
 
 static const struct cli_command commands[] = {
@@ -276,6 +306,20 @@ static const struct cli_command commands[] = {
     {"reset-service-setting", "ResetServiceSetting",
      "Reset a service setting to its default.", FLAGS(setting_id_flags), NULL,
      0},
+    /* "ClusterStatus" is a title only: the command calls Cairn.Members,
+     * then Cairn.NodeStatus on every member. */
+    {CLI_CLUSTER_PREFIX "status", "ClusterStatus",
+     "Show each member's role, state and indexes.", FLAGS(cluster_status_flags),
+     NULL, 0},
+    {CLI_CLUSTER_PREFIX "add", "Cairn.AddMember",
+     "Add a node and wait until it is a voter.", FLAGS(cluster_add_flags), NULL,
+     0},
+    {CLI_CLUSTER_PREFIX "remove", "Cairn.RemoveMember",
+     "Remove a node from the configuration.", FLAGS(cluster_remove_flags), NULL,
+     0},
+    {CLI_CLUSTER_PREFIX "transfer-leadership", "Cairn.TransferLeadership",
+     "Hand leadership to another voter.", FLAGS(cluster_transfer_flags), NULL,
+     0},
 };
 
 const struct cli_command *cli_commands(size_t *n)
@@ -289,6 +333,30 @@ const struct cli_command *cli_command_find(const char *name)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(commands[i].name, name) == 0) {
             return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+bool cli_command_is_cluster(const struct cli_command *cmd)
+{
+    return cmd != NULL && strncmp(cmd->name, CLI_CLUSTER_PREFIX,
+                                  strlen(CLI_CLUSTER_PREFIX)) == 0;
+}
+
+/* The command named by the word @p word on the command line, in the
+ * cluster group or not. */
+static const struct cli_command *command_word(const char *word, bool cluster)
+{
+    size_t plen = strlen(CLI_CLUSTER_PREFIX);
+
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const struct cli_command *c = &commands[i];
+        if (cli_command_is_cluster(c) != cluster) {
+            continue;
+        }
+        if (strcmp(cluster ? c->name + plen : c->name, word) == 0) {
+            return c;
         }
     }
     return NULL;
@@ -1651,6 +1719,54 @@ static int parse_ll(const char *flag,
     return 0;
 }
 
+/* Whether @p s is an address libcairn and cairnd accept: "host:port" or
+ * "[v6]:port" with a port from 1 to 65535. Commas and blanks are refused:
+ * the address ends up in endpoint lists. */
+static bool address_ok(const char *s)
+{
+    const char *port;
+    const char *host_end;
+    char *end;
+    long p;
+
+    if (s[0] == '[') {
+        host_end = strchr(s, ']');
+        if (host_end == NULL || host_end == s + 1 || host_end[1] != ':') {
+            return false;
+        }
+        port = host_end + 2;
+    } else {
+        host_end = strchr(s, ':');
+        if (host_end == NULL || host_end == s ||
+            strchr(host_end + 1, ':') != NULL) {
+            return false;
+        }
+        port = host_end + 1;
+    }
+    for (const char *c = s; c < host_end; c++) {
+        unsigned char u = (unsigned char)*c;
+        if (u <= 0x20 || u >= 0x7f || u == ',') {
+            return false;
+        }
+    }
+    if (port[0] < '0' || port[0] > '9') {
+        return false;
+    }
+    errno = 0;
+    p = strtol(port, &end, 10);
+    return *end == '\0' && errno == 0 && p >= 1 && p <= 65535;
+}
+
+static int address_error(const char *flag,
+                         const char *value,
+                         struct cli_diag *d)
+{
+    return diag_set(d, true,
+                    "argument --%s: invalid address '%s': expected HOST:PORT "
+                    "(or [IPv6]:PORT) with a port from 1 to 65535",
+                    flag, value);
+}
+
 /* Apply one global option with its value (NULL for flags). */
 static int apply_gopt(const struct gopt *g,
                       const char *value,
@@ -1771,11 +1887,20 @@ static int flag_value(const struct cli_flag *f,
             rv = j == NULL ? diag_oom(d) : 0;
             break;
         case CLI_INT:
-            rv = parse_ll(f->name, vals[0], &ll, false, d);
+        case CLI_ID:
+            rv = parse_ll(f->name, vals[0], &ll, f->kind == CLI_ID, d);
             if (rv == 0) {
                 j = json_integer((json_int_t)ll);
                 rv = j == NULL ? diag_oom(d) : 0;
             }
+            break;
+        case CLI_ADDRESS:
+            if (!address_ok(vals[0])) {
+                rv = address_error(f->name, vals[0], d);
+                break;
+            }
+            j = json_string(vals[0]);
+            rv = j == NULL ? diag_oom(d) : 0;
             break;
         case CLI_STRING_LIST:
             if (n == 1 && *skip_space(vals[0]) == '[') {
@@ -1933,6 +2058,49 @@ static int build_request(struct scan *s, char *const argv[])
     return 0;
 }
 
+/* Node ids and addresses are checked in the request too, since
+ * --cli-input-json bypasses the flags' own checks. */
+static int check_members(struct scan *s)
+{
+    const struct cli_command *cmd = s->inv->cmd;
+    struct buf errs;
+    int rv = 0;
+
+    buf_init(&errs);
+    for (size_t i = 0; i < cmd->n_flags; i++) {
+        const struct cli_flag *f = &cmd->flags[i];
+        const json_t *v = json_object_get(s->inv->request, f->field);
+        if (v == NULL) {
+            continue;
+        }
+        if (f->kind == CLI_ID && !json_is_integer(v)) {
+            invalid_type(&errs, f->field, v, "<class 'int'>");
+        } else if (f->kind == CLI_ID && json_integer_value(v) < 1) {
+            buf_printf(
+                &errs,
+                "\nInvalid value for parameter %s, value: %" JSON_INTEGER_FORMAT
+                ", valid min value: 1",
+                f->field, json_integer_value(v));
+        } else if (f->kind == CLI_ADDRESS && !json_is_string(v)) {
+            invalid_type(&errs, f->field, v, PY_VALID_STR);
+        } else if (f->kind == CLI_ADDRESS &&
+                   !address_ok(json_string_value(v))) {
+            buf_printf(&errs,
+                       "\nInvalid value for parameter %s, value: %s, "
+                       "expected HOST:PORT",
+                       f->field, json_string_value(v));
+        }
+    }
+    if (errs.oom) {
+        rv = diag_oom(s->d);
+    } else if (errs.len > 0) {
+        rv = diag_set(s->d, false, "Parameter validation failed:%.*s",
+                      (int)errs.len, (const char *)errs.data);
+    }
+    buf_close(&errs);
+    return rv;
+}
+
 /* Paging options belong to paged commands only, and a raw NextToken turns
  * automatic pagination off, as in the AWS CLI. */
 static int check_paging(struct scan *s)
@@ -2010,10 +2178,22 @@ int cli_parse(int argc,
             /* A positional word: `ssm`, the command, or `help`. */
             if (strcmp(a, "help") == 0 || strcmp(a, "-h") == 0) {
                 inv->opt.help = true;
-            } else if (inv->cmd == NULL && !seen_ssm && strcmp(a, "ssm") == 0) {
+            } else if (inv->cmd == NULL && !seen_ssm && !inv->cluster &&
+                       strcmp(a, "ssm") == 0) {
                 seen_ssm = true;
+            } else if (inv->cmd == NULL && !seen_ssm && !inv->cluster &&
+                       strcmp(a, "cluster") == 0) {
+                inv->cluster = true;
             } else if (inv->cmd == NULL) {
-                inv->cmd = cli_command_find(a);
+                inv->cmd = command_word(a, inv->cluster);
+                if (inv->cmd == NULL && inv->cluster) {
+                    rv = diag_set(d, true,
+                                  "argument cluster command: Invalid choice: "
+                                  "'%s', valid choices are: status | add | "
+                                  "remove | transfer-leadership",
+                                  a);
+                    break;
+                }
                 if (inv->cmd == NULL) {
                     rv = diag_set(d, true,
                                   "argument command: Invalid choice: '%s' "
@@ -2118,11 +2298,19 @@ int cli_parse(int argc,
         rv = diag_set(d, true, "Unknown options: %.*s", (int)s.unknown.len,
                       (const char *)s.unknown.data);
     }
+    if (rv == 0 && inv->cluster && inv->cmd == NULL) {
+        rv = diag_set(d, true,
+                      "the following arguments are required: cluster "
+                      "command (status, add, remove or transfer-leadership)");
+    }
     if (rv == 0 && inv->cmd == NULL) {
         rv = diag_set(d, true, "the following arguments are required: command");
     }
     if (rv == 0) {
         rv = build_request(&s, argv);
+    }
+    if (rv == 0) {
+        rv = check_members(&s);
     }
     if (rv == 0) {
         rv = check_paging(&s);
@@ -3645,6 +3833,401 @@ int cli_render_usage(struct buf *out)
 
 /******************************************************************************
  *
+ * Cluster status
+ *
+ *****************************************************************************/
+
+/* The number of digest characters the table shows: enough to tell
+ * replicas apart at a glance, short enough for one line. */
+#define STATUS_DIGEST_PREFIX 12
+
+/* Copy @p key of @p from into @p to, if present. 0 or RESOURCE_EXHAUSTED. */
+static int copy_member(json_t *to, const json_t *from, const char *key)
+{
+    json_t *v = json_object_get(from, key);
+
+    if (v == NULL) {
+        return 0;
+    }
+    return json_object_set(to, key, v) != 0 ? CAIRN_RESOURCE_EXHAUSTED : 0;
+}
+
+/* Set @p to_key of @p to to @p key of @p from, or to @p dflt (a new
+ * reference, consumed) when that is absent or null. 0 or
+ * RESOURCE_EXHAUSTED. */
+static int set_or(json_t *to,
+                  const char *to_key,
+                  const json_t *from,
+                  const char *key,
+                  json_t *dflt)
+{
+    json_t *v = json_object_get(from, key);
+
+    if (v != NULL && !json_is_null(v)) {
+        json_decref(dflt);
+        dflt = json_incref(v);
+    }
+    return json_object_set_new(to, to_key, dflt) != 0 ? CAIRN_RESOURCE_EXHAUSTED
+                                                      : 0;
+}
+
+static int cmp_member_id(const void *a, const void *b)
+{
+    const json_t *ma = *(json_t *const *)a;
+    const json_t *mb = *(json_t *const *)b;
+    json_int_t x = json_integer_value(json_object_get(ma, "Id"));
+    json_int_t y = json_integer_value(json_object_get(mb, "Id"));
+
+    return x < y ? -1 : x > y;
+}
+
+/* The status' item for one member of a Cairn.Members response, or NULL
+ * when out of memory. */
+static json_t *status_member(const json_t *m)
+{
+    json_t *o = json_object();
+
+    if (o == NULL || copy_member(o, m, "Id") != 0 ||
+        set_or(o, "RaftAddress", m, "RaftAddress", json_string("")) != 0 ||
+        set_or(o, "ApiAddress", m, "ApiAddress", json_string("")) != 0 ||
+        set_or(o, "Role", m, "Role", json_string("")) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int cli_status_from_members(const json_t *members,
+                            json_t **out,
+                            struct cairn_error *err)
+{
+    const json_t *list = json_object_get(members, "Members");
+    json_t *st = NULL;
+    json_t *arr = NULL;
+    json_t **items = NULL;
+    size_t n;
+    int rv = 0;
+
+    *out = NULL;
+    if (!json_is_array(list)) {
+        return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
+                               "SerializationException",
+                               "the Cairn.Members response has no Members "
+                               "list");
+    }
+    n = json_array_size(list);
+    for (size_t i = 0; i < n; i++) {
+        if (!json_is_integer(json_object_get(json_array_get(list, i), "Id"))) {
+            return cairn_error_set(err, CAIRN_INVALID_ARGUMENT,
+                                   "SerializationException",
+                                   "member %zu of the Cairn.Members response "
+                                   "has no integer Id",
+                                   i);
+        }
+    }
+    /* Sort copies, so that the response is left as it is. */
+    items = calloc(n > 0 ? n : 1, sizeof(*items));
+    st = json_object();
+    arr = json_array();
+    if (items == NULL || st == NULL || arr == NULL ||
+        set_or(st, "Leader", members, "LeaderId", json_integer(0)) != 0 ||
+        set_or(st, "Term", members, "Term", json_integer(0)) != 0) {
+        rv = CAIRN_RESOURCE_EXHAUSTED;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[i] = status_member(json_array_get(list, i));
+        if (items[i] == NULL) {
+            rv = CAIRN_RESOURCE_EXHAUSTED;
+            goto out;
+        }
+    }
+    qsort(items, n, sizeof(*items), cmp_member_id);
+    for (size_t i = 0; i < n; i++) {
+        if (json_array_append(arr, items[i]) != 0) {
+            rv = CAIRN_RESOURCE_EXHAUSTED;
+            goto out;
+        }
+    }
+    if (json_object_set(st, "Members", arr) != 0) {
+        rv = CAIRN_RESOURCE_EXHAUSTED;
+    }
+
+out:
+    if (items != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            json_decref(items[i]);
+        }
+    }
+    free(items);
+    json_decref(arr);
+    if (rv != 0) {
+        json_decref(st);
+        return cairn_error_set(err, rv, NULL, "out of memory");
+    }
+    *out = st;
+    return 0;
+}
+
+int cli_status_set_node(json_t *m, const json_t *node)
+{
+    static const char *const keys[] = {
+        "State",    "Term",       "CommitIndex", "AppliedIndex",
+        "LeaderId", "StoreIndex", "Digest",
+    };
+    const json_t *id = json_object_get(node, "Id");
+    int rv = 0;
+
+    for (size_t i = 0; rv == 0 && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        rv = copy_member(m, node, keys[i]);
+    }
+    if (rv == 0 && json_is_integer(id) &&
+        !json_equal((json_t *)id, json_object_get(m, "Id"))) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "the node at this API address is node %" JSON_INTEGER_FORMAT,
+                 json_integer_value(id));
+        rv = json_object_set_new(m, "Error", json_string(msg)) != 0
+                 ? CAIRN_RESOURCE_EXHAUSTED
+                 : 0;
+    }
+    return rv;
+}
+
+int cli_status_set_error(json_t *m, const struct cairn_error *e)
+{
+    bool no_answer = e->type[0] == '\0' && (e->code == CAIRN_UNAVAILABLE ||
+                                            e->code == CAIRN_DEADLINE_EXCEEDED);
+    const char *msg = e->msg[0] != '\0' ? e->msg : cairn_status_name(e->code);
+    char text[sizeof(e->type) + sizeof(e->msg) + 4];
+
+    if (e->type[0] != '\0') {
+        snprintf(text, sizeof(text), "%s: %s", e->type, msg);
+    } else {
+        snprintf(text, sizeof(text), "%s", msg);
+    }
+    if (json_object_set_new(m, "State",
+                            json_string(no_answer ? "unreachable" : "error")) !=
+            0 ||
+        json_object_set_new(m, "Error", string_any(text, strlen(text))) != 0) {
+        return CAIRN_RESOURCE_EXHAUSTED;
+    }
+    return 0;
+}
+
+/* The text of one cell: strings as they are, numbers in decimal, "" when
+ * absent. Tabs and line breaks become spaces, so that a cell cannot break
+ * the row. */
+static void status_cell(struct buf *b, const json_t *v)
+{
+    if (json_is_string(v)) {
+        const char *p = json_string_value(v);
+        for (size_t i = 0; i < json_string_length(v); i++) {
+            char c = p[i] == '\t' || p[i] == '\n' || p[i] == '\r' ? ' ' : p[i];
+            buf_append(b, &c, 1);
+        }
+    } else if (v != NULL && !json_is_null(v)) {
+        py_str(b, v);
+    }
+}
+
+/* Columns of the text and table views. The table leaves out the digest
+ * when no member has one, and shows errors below the rows, where a long
+ * message does not widen the table. */
+enum {
+    COL_ID,
+    COL_ROLE,
+    COL_STATE,
+    COL_RAFT,
+    COL_API,
+    COL_TERM,
+    COL_COMMIT,
+    COL_APPLIED,
+    COL_DIGEST,
+    COL_ERROR,
+    STATUS_COLS,
+};
+
+static const char *const status_keys[STATUS_COLS] = {
+    "Id",   "Role",        "State",        "RaftAddress", "ApiAddress",
+    "Term", "CommitIndex", "AppliedIndex", "Digest",      "Error",
+};
+
+static const char *const status_heads[STATUS_COLS] = {
+    "ID",   "ROLE",   "STATE",   "RAFT ADDRESS", "API ADDRESS",
+    "TERM", "COMMIT", "APPLIED", "DIGEST",       "ERROR",
+};
+
+/* The cells of member @p m, each NUL-terminated; the caller closes them
+ * with status_cells_close, also after a failure. 0 or RESOURCE_EXHAUSTED. */
+static int status_cells(const json_t *m, struct buf cells[STATUS_COLS])
+{
+    int rv = 0;
+
+    for (int c = 0; c < STATUS_COLS; c++) {
+        buf_init(&cells[c]);
+    }
+    for (int c = 0; rv == 0 && c < STATUS_COLS; c++) {
+        status_cell(&cells[c], json_object_get(m, status_keys[c]));
+        rv = buf_terminate(&cells[c]);
+    }
+    return rv;
+}
+
+static void status_cells_close(struct buf cells[STATUS_COLS])
+{
+    for (int c = 0; c < STATUS_COLS; c++) {
+        buf_close(&cells[c]);
+    }
+}
+
+static const char *cell_str(const struct buf *b)
+{
+    return b->data != NULL ? (const char *)b->data : "";
+}
+
+static int status_text(const json_t *members, struct buf *out)
+{
+    size_t i;
+    const json_t *m;
+    int rv = 0;
+
+    json_array_foreach(members, i, m)
+    {
+        struct buf cells[STATUS_COLS];
+        rv = status_cells(m, cells);
+        for (int c = 0; rv == 0 && c < STATUS_COLS; c++) {
+            buf_printf(out, "%s%s", c > 0 ? "\t" : "", cell_str(&cells[c]));
+        }
+        buf_append_str(out, "\n");
+        status_cells_close(cells);
+        if (rv != 0) {
+            break;
+        }
+    }
+    return rv;
+}
+
+/* Append @p text padded to @p width columns, or ended by a newline when it
+ * is the last of the row. */
+static void table_cell(struct buf *out,
+                       const char *text,
+                       size_t width,
+                       bool last)
+{
+    buf_append_str(out, text);
+    if (last) {
+        buf_append_str(out, "\n");
+    } else {
+        append_repeat(out, ' ', (long)(width - text_width(text)) + 2);
+    }
+}
+
+static int status_table(const json_t *st,
+                        const json_t *members,
+                        struct buf *out)
+{
+    size_t n = json_array_size(members);
+    int ncols = COL_DIGEST;
+    size_t width[STATUS_COLS];
+    struct buf *cells;
+    const json_t *leader = json_object_get(st, "Leader");
+    size_t i;
+    const json_t *m;
+    int rv = 0;
+
+    json_array_foreach(members, i, m)
+    {
+        if (json_object_get(m, "Digest") != NULL) {
+            ncols = COL_DIGEST + 1;
+        }
+    }
+    cells = calloc(n > 0 ? n * STATUS_COLS : 1, sizeof(*cells));
+    if (cells == NULL) {
+        return CAIRN_RESOURCE_EXHAUSTED;
+    }
+    for (int c = 0; c < ncols; c++) {
+        width[c] = text_width(status_heads[c]);
+    }
+    for (i = 0; rv == 0 && i < n; i++) {
+        struct buf *row = &cells[i * STATUS_COLS];
+        rv = status_cells(json_array_get(members, i), row);
+        if (rv == 0 && row[COL_DIGEST].len > STATUS_DIGEST_PREFIX) {
+            row[COL_DIGEST].len = STATUS_DIGEST_PREFIX;
+            rv = buf_terminate(&row[COL_DIGEST]);
+        }
+        for (int c = 0; rv == 0 && c < ncols; c++) {
+            size_t w;
+            if (row[c].len == 0) {
+                /* Show that a value is missing rather than a gap. */
+                buf_append_str(&row[c], "-");
+                rv = buf_terminate(&row[c]);
+            }
+            w = text_width(cell_str(&row[c]));
+            width[c] = w > width[c] ? w : width[c];
+        }
+    }
+    if (rv == 0) {
+        if (json_is_integer(leader) && json_integer_value(leader) > 0) {
+            buf_printf(out, "Leader: %" JSON_INTEGER_FORMAT,
+                       json_integer_value(leader));
+        } else {
+            buf_append_str(out, "Leader: none known");
+        }
+        buf_append_str(out, ", term ");
+        status_cell(out, json_object_get(st, "Term"));
+        buf_append_str(out, "\n");
+        for (int c = 0; c < ncols; c++) {
+            table_cell(out, status_heads[c], width[c], c + 1 == ncols);
+        }
+        for (i = 0; i < n; i++) {
+            for (int c = 0; c < ncols; c++) {
+                table_cell(out, cell_str(&cells[i * STATUS_COLS + c]), width[c],
+                           c + 1 == ncols);
+            }
+        }
+        for (i = 0; i < n; i++) {
+            const struct buf *row = &cells[i * STATUS_COLS];
+            if (row[COL_ERROR].len > 0) {
+                buf_printf(out, "member %s: %s\n", cell_str(&row[COL_ID]),
+                           cell_str(&row[COL_ERROR]));
+            }
+        }
+    }
+    /* Rows never reached are zeroed, which buf_close accepts. */
+    for (i = 0; i < n; i++) {
+        status_cells_close(&cells[i * STATUS_COLS]);
+    }
+    free(cells);
+    return rv;
+}
+
+int cli_render_status(const json_t *status,
+                      enum cli_output fmt,
+                      struct buf *out)
+{
+    const json_t *members = json_object_get(status, "Members");
+    int rv;
+
+    switch (fmt) {
+        case CLI_OUTPUT_TEXT:
+            rv = status_text(members, out);
+            break;
+        case CLI_OUTPUT_TABLE:
+            rv = status_table(status, members, out);
+            break;
+        default:
+            return cli_render(status, CLI_OUTPUT_JSON, "ClusterStatus", false,
+                              80, out);
+    }
+    if (rv == 0 && out->oom) {
+        rv = CAIRN_RESOURCE_EXHAUSTED;
+    }
+    return rv;
+}
+
+/******************************************************************************
+ *
  * Help
  *
  *****************************************************************************/
@@ -3704,7 +4287,10 @@ static const char *kind_name(enum cli_kind k)
     switch (k) {
         case CLI_STRING:
             return "string";
+        case CLI_ADDRESS:
+            return "HOST:PORT";
         case CLI_INT:
+        case CLI_ID:
             return "integer";
         case CLI_BOOL:
             return "boolean";
@@ -3773,7 +4359,15 @@ static void help_top(struct buf *b)
          0);
     buf_append_str(b, "\nCOMMANDS\n");
     for (size_t i = 0; i < n; i++) {
-        buf_printf(b, "    %-28s %s\n", cmds[i].name, cmds[i].summary);
+        if (!cli_command_is_cluster(&cmds[i])) {
+            buf_printf(b, "    %-28s %s\n", cmds[i].name, cmds[i].summary);
+        }
+    }
+    buf_append_str(b, "\nCLUSTER COMMANDS (`cairn cluster help`)\n");
+    for (size_t i = 0; i < n; i++) {
+        if (cli_command_is_cluster(&cmds[i])) {
+            buf_printf(b, "    %-28s %s\n", cmds[i].name, cmds[i].summary);
+        }
     }
     buf_append_str(b, "\n");
     help_globals(b);
@@ -3782,12 +4376,49 @@ static void help_top(struct buf *b)
                    "a command.\n");
 }
 
+/* What a cluster command calls, for its help. */
+static void help_cluster_about(struct buf *b, const struct cli_command *c)
+{
+    if (strcmp(c->operation, "ClusterStatus") == 0) {
+        wrap(b,
+             "Calls Cairn.Members on the endpoint for the members and the "
+             "leader, then Cairn.NodeStatus on every member's API address "
+             "(one attempt, a 2 second deadline unless --cli-read-timeout is "
+             "given). A member that does not answer is shown with State "
+             "unreachable, one that answers with an error with State error, "
+             "both with the Error message. --output table prints one "
+             "row per member, text one tab-separated line per member: id, "
+             "role, state, raft address, api address, term, commit index, "
+             "applied index, digest, error. The exit status is 0 when the "
+             "member list was read, even if some members did not answer.",
+             4);
+    } else {
+        buf_printf(b, "    Calls the internal method %s (docs/cluster.md).\n",
+                   c->operation);
+        if (strcmp(c->operation, "Cairn.AddMember") == 0) {
+            wrap(b,
+                 "The contacted node forwards it to the leader, which adds "
+                 "the node as a spare, catches it up and makes it a voter; "
+                 "the call returns then, so its deadline is 60 seconds "
+                 "unless --cli-read-timeout is given.",
+                 4);
+        }
+    }
+    buf_append_str(b, "\n");
+}
+
 static void help_command(struct buf *b, const struct cli_command *c)
 {
     buf_append_str(b, "NAME\n");
     buf_printf(b, "    %s - ", c->name);
     buf_append_str(b, c->summary);
-    buf_printf(b, "\n\n    The %s operation of the SSM API.\n\n", c->operation);
+    if (cli_command_is_cluster(c)) {
+        buf_append_str(b, "\n\n");
+        help_cluster_about(b, c);
+    } else {
+        buf_printf(b, "\n\n    The %s operation of the SSM API.\n\n",
+                   c->operation);
+    }
     buf_append_str(b, "SYNOPSIS\n");
     buf_printf(b, "    cairn %s\n", c->name);
     for (size_t i = 0; i < c->n_flags; i++) {
@@ -3865,6 +4496,54 @@ static void help_command(struct buf *b, const struct cli_command *c)
         buf_append_str(b, "\n");
     }
     help_globals(b);
+}
+
+int cli_render_cluster_help(struct buf *out)
+{
+    size_t n;
+    const struct cli_command *cmds = cli_commands(&n);
+
+    buf_append_str(out,
+                   "usage: cairn [options] cluster <command> [parameters]\n"
+                   "\n");
+    wrap(out,
+         "Inspect and change the Raft membership of a Cairn cluster through "
+         "any of its nodes (docs/cluster.md). Changes are forwarded to the "
+         "leader.",
+         0);
+    buf_append_str(out, "\nCOMMANDS\n");
+    for (size_t i = 0; i < n; i++) {
+        if (cli_command_is_cluster(&cmds[i])) {
+            buf_printf(out, "    %-28s %s\n",
+                       cmds[i].name + strlen(CLI_CLUSTER_PREFIX),
+                       cmds[i].summary);
+        }
+    }
+    buf_append_str(out, "\nSYNOPSIS\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct cli_command *c = &cmds[i];
+        if (!cli_command_is_cluster(c)) {
+            continue;
+        }
+        buf_printf(out, "    cairn %s", c->name);
+        for (size_t k = 0; k < c->n_flags; k++) {
+            const struct cli_flag *f = &c->flags[k];
+            if (f->kind == CLI_BOOL) {
+                buf_printf(out, " [--%s]", f->name);
+            } else {
+                buf_printf(out, " %s--%s %s%s", f->required ? "" : "[", f->name,
+                           f->kind == CLI_ID        ? "N"
+                           : f->kind == CLI_ADDRESS ? "HOST:PORT"
+                                                    : "<value>",
+                           f->required ? "" : "]");
+            }
+        }
+        buf_append_str(out, "\n");
+    }
+    buf_append_str(out,
+                   "\nRun `cairn cluster <command> --help` for the "
+                   "parameters of a command.\n");
+    return out->oom ? CAIRN_RESOURCE_EXHAUSTED : 0;
 }
 
 int cli_render_help(struct buf *out, const struct cli_command *cmd)

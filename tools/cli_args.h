@@ -1,7 +1,8 @@
 /* The cairn CLI's pure parts: the command table, argument parsing (AWS CLI
- * shorthand, JSON and file:// values), pagination merging and the AWS CLI's
- * output formats (json, text, table). Nothing here touches the network, so
- * all of it is unit-tested without a server. */
+ * shorthand, JSON and file:// values), pagination merging, the AWS CLI's
+ * output formats (json, text, table) and the `cairn cluster status` view.
+ * Nothing here touches the network, so all of it is unit-tested without a
+ * server. */
 #ifndef CAIRN_TOOLS_CLI_ARGS_H
 #define CAIRN_TOOLS_CLI_ARGS_H
 
@@ -37,6 +38,8 @@ enum cli_kind {
     CLI_BOOL,        /* --flag (true) or --no-flag (false), no value */
     CLI_STRING_LIST, /* one or more values, or one JSON array */
     CLI_STRUCT_LIST, /* shorthand or JSON structures (see cli_shape) */
+    CLI_ID,          /* one value, a Raft node id: an integer >= 1 */
+    CLI_ADDRESS,     /* one value, "host:port" or "[v6]:port", a string */
 };
 
 enum cli_member_kind {
@@ -75,9 +78,13 @@ struct cli_flag
     const char *help; /* one paragraph */
 };
 
+/* A command of the `cluster` group is named "cluster <word>" and calls
+ * Cairn's internal methods (docs/cluster.md) instead of an SSM operation. */
+#define CLI_CLUSTER_PREFIX "cluster "
+
 struct cli_command
 {
-    const char *name;      /* "get-parameter" */
+    const char *name;      /* "get-parameter", "cluster add" */
     const char *operation; /* "GetParameter", also the table title */
     const char *summary;   /* one sentence for the command list */
     const struct cli_flag *flags;
@@ -88,11 +95,16 @@ struct cli_command
     long long max_page;
 };
 
-/** Every command, in the order `cairn --help` lists them. */
+/** Every command, in the order `cairn --help` lists them: the SSM
+ * commands, then the cluster group. */
 const struct cli_command *cli_commands(size_t *n);
 
-/** The command called @p name ("get-parameter"), or NULL. */
+/** The command called @p name ("get-parameter", "cluster status"), or
+ * NULL. */
 const struct cli_command *cli_command_find(const char *name);
+
+/** Whether @p cmd belongs to the `cluster` group. */
+bool cli_command_is_cluster(const struct cli_command *cmd);
 
 /* ---- parsing -------------------------------------------------------- */
 
@@ -122,6 +134,7 @@ struct cli_invocation
     struct cli_options opt;
     const struct cli_command *cmd; /* NULL when only help was asked */
     json_t *request; /* the request object; NULL when cmd is NULL */
+    bool cluster;    /* the `cluster` group was named (for its help) */
 };
 
 /**
@@ -275,5 +288,63 @@ int cli_render_usage(struct buf *out);
 
 /** Append the help of @p cmd, or the command list when @p cmd is NULL. */
 int cli_render_help(struct buf *out, const struct cli_command *cmd);
+
+/** Append the help of the `cluster` group: its commands. */
+int cli_render_cluster_help(struct buf *out);
+
+/* ---- cluster status ------------------------------------------------- */
+
+/* `cairn cluster status` asks the contacted node for the members
+ * (Cairn.Members), then each member for its own view (Cairn.NodeStatus).
+ * The output is built here so that it is tested without a cluster:
+ *
+ *   {"Leader": id, "Term": n, "Members": [{"Id", "RaftAddress",
+ *    "ApiAddress", "Role", then either "State", "Term", "CommitIndex",
+ *    "AppliedIndex", "LeaderId", "StoreIndex", "Digest"? from the node, or
+ *    "State": "unreachable" (no answer) or "error" (an error answer) and
+ *    "Error": message}]}
+ *
+ * Members are in id order. */
+
+/**
+ * Start the status output from a Cairn.Members response @p members
+ * (borrowed). On success the caller owns *out; the items of its "Members"
+ * array are what cli_status_set_node and cli_status_set_error fill in.
+ * Errors: INVALID_ARGUMENT (SerializationException in @p err: no Members
+ * list, or a member without an integer Id), RESOURCE_EXHAUSTED.
+ */
+int cli_status_from_members(const json_t *members,
+                            json_t **out,
+                            struct cairn_error *err);
+
+/**
+ * Fill the member @p m (an item of the status' "Members") from that node's
+ * Cairn.NodeStatus response @p node (borrowed). A node that answers with
+ * another Id than the member's also gets an "Error" saying so: its API
+ * address belongs to another node. 0 or RESOURCE_EXHAUSTED.
+ */
+int cli_status_set_node(json_t *m, const json_t *node);
+
+/**
+ * Mark the member @p m as not answering: "State" is "unreachable" when the
+ * call got no answer (a transport error: UNAVAILABLE or DEADLINE_EXCEEDED
+ * without an error name), "error" when the node answered with an error;
+ * "Error" is "ErrorName: message" or the message. 0 or RESOURCE_EXHAUSTED.
+ */
+int cli_status_set_error(json_t *m, const struct cairn_error *e);
+
+/**
+ * Append the status @p status in format @p fmt: json as cli_render does;
+ * table as a line naming the leader and term, then one aligned row per
+ * member (id, role, state, raft address, api address, term, commit and
+ * applied index, the first 12 characters of the digest when any member has
+ * one), then one line per member error; text as one tab-separated line per
+ * member, no header: id, role, state, raft address, api address, term,
+ * commit index, applied index, digest, error (empty when absent).
+ * 0 or RESOURCE_EXHAUSTED.
+ */
+int cli_render_status(const json_t *status,
+                      enum cli_output fmt,
+                      struct buf *out);
 
 #endif

@@ -47,9 +47,13 @@
 /* One simulated node: its store and the FSM libraft drives. The raft_fsm is
  * read by raft_init (inside raft_fixture_grow), so it is filled first and
  * must stay at this address for the life of the fixture. */
+struct sim;
+
 struct sim_node
 {
     char *dir;
+    struct sim *sim; /* for the outcome observer */
+    unsigned id;
     struct store *store;
     struct fsm fsm;
     struct raft_fsm rfsm;
@@ -95,8 +99,23 @@ struct sim
     size_t n_terms;
     char failure[512]; /* first invariant broken inside a callback */
     struct buf cmd;
-    bool io_faults;     /* SIM_IO_FAULTS=1: see io_fault in random_action */
-    unsigned stats[16]; /* actions taken, for SIM_VERBOSE */
+    bool io_faults; /* SIM_IO_FAULTS=1: see io_fault in random_action */
+    /* Outcome ledger: the hash of the first outcome seen at each composite
+     * store index, on whichever replica applied it first; every other
+     * replica must produce the same (open addressing, index 0 = empty). */
+    uint64_t *ledger_index;
+    uint64_t *ledger_hash;
+    unsigned long compared; /* outcomes checked against the ledger */
+    unsigned stats[16];     /* actions taken, for SIM_VERBOSE */
+};
+
+#define LEDGER_SLOTS (1u << 16)
+
+/* An observed outcome, tagged with the sim and the node that applied it. */
+struct sim_observer
+{
+    struct sim *s;
+    unsigned node;
 };
 
 /* A proposal in flight: one log entry of one to MAX_BATCH writes. */
@@ -216,6 +235,60 @@ static void step(struct sim *s)
  * Setup and teardown
  *****************************************************************************/
 
+/* FNV-1a over an outcome: status, error name, message and body. */
+static uint64_t outcome_hash(const struct sm_outcome *o)
+{
+    uint64_t h = 1469598103934665603ull;
+    const uint8_t *parts[3] = {(const uint8_t *)o->err.type,
+                               (const uint8_t *)o->err.msg, o->body};
+    size_t lens[3] = {strlen(o->err.type), strlen(o->err.msg),
+                      o->body != NULL ? o->body_len : 0};
+
+    h = (h ^ (uint64_t)(unsigned)o->err.code) * 1099511628211ull;
+    for (int p = 0; p < 3; p++) {
+        for (size_t i = 0; i < lens[p]; i++) {
+            h = (h ^ parts[p][i]) * 1099511628211ull;
+        }
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Every replica must produce the same outcome for the command at an index:
+ * a state machine that read the clock, a random source or local state
+ * would differ here before its digest did. */
+static void observe(void *data, uint64_t index, const struct sm_outcome *o)
+{
+    struct sim_node *nd = data;
+    struct sim *s = nd->sim;
+    uint64_t h = outcome_hash(o);
+    size_t slot =
+        (size_t)(index * 0x9E3779B97F4A7C15ull >> 48) & (LEDGER_SLOTS - 1);
+
+    for (unsigned probe = 0; probe < LEDGER_SLOTS; probe++) {
+        size_t k = (slot + probe) & (LEDGER_SLOTS - 1);
+        if (s->ledger_index[k] == index) {
+            s->compared++;
+            if (s->ledger_hash[k] != h) {
+                SIM_NOTE(s,
+                         "node %u: command at store index %llu (raft %llu) "
+                         "has another outcome than on an earlier replica "
+                         "(%d %s: %.200s)",
+                         nd->id, (unsigned long long)index,
+                         (unsigned long long)fsm_raft_index(index), o->err.code,
+                         o->err.type, o->err.msg);
+            }
+            return;
+        }
+        if (s->ledger_index[k] == 0) {
+            s->ledger_index[k] = index;
+            s->ledger_hash[k] = h;
+            return;
+        }
+    }
+    SIM_NOTE(s, "outcome ledger full");
+}
+
 static void sim_start(struct sim *s, unsigned n, unsigned seed)
 {
     struct raft_configuration conf;
@@ -238,6 +311,10 @@ static void sim_start(struct sim *s, unsigned n, unsigned seed)
     opts.no_sync = true;
     opts.map_size = (size_t)64 << 20;
 
+    s->ledger_index = calloc(LEDGER_SLOTS, sizeof(*s->ledger_index));
+    s->ledger_hash = calloc(LEDGER_SLOTS, sizeof(*s->ledger_hash));
+    assert_non_null(s->ledger_index);
+    assert_non_null(s->ledger_hash);
     assert_int_equal(raft_fixture_initialize(&s->f), 0);
     for (unsigned i = 0; i < n; i++) {
         struct sim_node *nd = &s->nodes[i];
@@ -246,6 +323,10 @@ static void sim_start(struct sim *s, unsigned n, unsigned seed)
             fail_msg("store_open %s: %s", nd->dir, err.msg);
         }
         fsm_init(&nd->fsm, &nd->rfsm, nd->store, NULL);
+        nd->sim = s;
+        nd->id = i;
+        nd->fsm.observe = observe;
+        nd->fsm.observe_data = nd;
         assert_int_equal(raft_fixture_grow(&s->f, &nd->rfsm), 0);
         nd->fsm.raft = node_raft(s, i);
         /* The fixture's tracer prints every diagnostic to stderr, which
@@ -285,6 +366,8 @@ static void sim_stop(struct sim *s)
     assert_int_equal(s->pending, 0);
     free(s->writes);
     free(s->term_leader);
+    free(s->ledger_index);
+    free(s->ledger_hash);
     buf_close(&s->cmd);
 }
 
@@ -963,6 +1046,10 @@ static void run_seed(unsigned n, unsigned seed, bool verbose)
     }
     if (s->n_acked == 0) {
         SIM_FAIL(s, "no write was acknowledged");
+    }
+    /* Every command reached at least two replicas after healing. */
+    if (s->compared == 0) {
+        SIM_FAIL(s, "no outcome was compared between replicas");
     }
     sim_stop(s);
     free(s);

@@ -1141,6 +1141,53 @@ static void apply_init(void **state)
            "{\"TokenKey\":\"short\"}");
 }
 
+/* The member table: set, replace, remove, listed in id order; bad input is
+ * a validation error that changes nothing. */
+static void members_table(void **state)
+{
+    struct h *h = *state;
+    json_t *r, *m;
+
+    r = h_q(h, "ListMembers", "{}");
+    assert_int_equal(json_array_size(json_object_get(r, "Members")), 0);
+    json_decref(r);
+    json_decref(h_ok(h, "SetMember",
+                     "{\"Id\":3,\"RaftAddress\":\"127.0.0.1:7421\","
+                     "\"ApiAddress\":\"127.0.0.1:7420\"}"));
+    json_decref(h_ok(h, "SetMember",
+                     "{\"Id\":1,\"RaftAddress\":\"127.0.0.1:7401\","
+                     "\"ApiAddress\":\"127.0.0.1:7400\"}"));
+    json_decref(h_ok(h, "SetMember",
+                     "{\"Id\":3,\"RaftAddress\":\"127.0.0.1:7421\","
+                     "\"ApiAddress\":\"127.0.0.1:9999\"}"));
+    r = h_q(h, "ListMembers", "{}");
+    m = json_object_get(r, "Members");
+    assert_int_equal(json_array_size(m), 2);
+    assert_int_equal(ji(json_array_get(m, 0), "Id"), 1);
+    assert_int_equal(ji(json_array_get(m, 1), "Id"), 3);
+    assert_string_equal(js(json_array_get(m, 1), "ApiAddress"),
+                        "127.0.0.1:9999");
+    assert_string_equal(js(json_array_get(m, 0), "RaftAddress"),
+                        "127.0.0.1:7401");
+    json_decref(r);
+
+    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "SetMember",
+           "{\"Id\":0,\"RaftAddress\":\"a:1\",\"ApiAddress\":\"a:2\"}");
+    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "SetMember",
+           "{\"Id\":2,\"RaftAddress\":\"noport\",\"ApiAddress\":\"a:2\"}");
+    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "SetMember",
+           "{\"Id\":2,\"RaftAddress\":\"a:1\"}");
+    h_fail(h, CAIRN_INVALID_ARGUMENT, "ValidationException", "RemoveMember",
+           "{}");
+    json_decref(h_ok(h, "RemoveMember", "{\"Id\":1}"));
+    json_decref(h_ok(h, "RemoveMember", "{\"Id\":42}"));
+    r = h_q(h, "ListMembers", "{}");
+    m = json_object_get(r, "Members");
+    assert_int_equal(json_array_size(m), 1);
+    assert_int_equal(ji(json_array_get(m, 0), "Id"), 3);
+    json_decref(r);
+}
+
 /******************************************************************************
  * Change feed
  *****************************************************************************/
@@ -1440,6 +1487,7 @@ int main(void)
         T(apply_batch),
         cmocka_unit_test(apply_deterministic),
         T(apply_init),
+        T(members_table),
         T(feed_rows),
         T(snapshot_restore),
         T(snapshot_restore_garbage),

@@ -1,7 +1,8 @@
 /* Unit tests for tools/cli_args.c: the cairn CLI's command line parsing
  * (AWS shorthand, JSON and file:// values, botocore-style validation),
- * pagination merging and the AWS CLI's json, text and table output. The
- * expected outputs of the formatters were produced by the AWS CLI's own
+ * pagination merging, the AWS CLI's json, text and table output, and the
+ * `cairn cluster` commands (their flags and the status view). The expected
+ * outputs of the AWS formatters were produced by the AWS CLI's own
  * formatters on the same data. */
 #include "test.h"
 
@@ -811,6 +812,472 @@ static void parse_other_commands(void **state)
 
 /******************************************************************************
  *
+ * The cluster group
+ *
+ *****************************************************************************/
+
+/* Each cluster subcommand maps its flags to the internal method's body;
+ * global options still go anywhere. */
+static void parse_cluster(void **state)
+{
+    struct fixture *f = *state;
+    char *status[] = {"cairn",   "--output", "table",
+                      "cluster", "status",   "--digest"};
+    char *status_plain[] = {"cairn", "cluster", "status"};
+    char *add[] = {"cairn",
+                   "cluster",
+                   "add",
+                   "--id",
+                   "4",
+                   "--raft-address",
+                   "10.0.0.4:7401",
+                   "--api-address=[fd00::4]:7400",
+                   "--endpoint",
+                   "10.0.0.1:7400"};
+    char *add_min[] = {
+        "cairn", "cluster",    "add", "--raft-address", "node4.example:7401",
+        "--id",  "18446744073"};
+    char *remove[] = {"cairn", "cluster", "remove", "--id", "3"};
+    char *transfer[] = {"cairn", "cluster", "transfer-leadership"};
+    char *transfer_to[] = {"cairn", "cluster", "transfer-leadership", "--id",
+                           "2"};
+
+    assert_request(f, ARGC(status), status, "{\"Digest\":true}");
+    assert_ptr_equal(f->inv.cmd, cli_command_find("cluster status"));
+    assert_true(cli_command_is_cluster(f->inv.cmd));
+    assert_true(f->inv.cluster);
+    assert_int_equal(f->inv.opt.output, CLI_OUTPUT_TABLE);
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(status_plain), status_plain, "{}");
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(add), add,
+                   "{\"Id\":4,\"RaftAddress\":\"10.0.0.4:7401\","
+                   "\"ApiAddress\":\"[fd00::4]:7400\"}");
+    assert_ptr_equal(f->inv.cmd, cli_command_find("cluster add"));
+    assert_string_equal(f->inv.cmd->operation, "Cairn.AddMember");
+    assert_string_equal(f->inv.opt.endpoint, "10.0.0.1:7400");
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(add_min), add_min,
+                   "{\"Id\":18446744073,\"RaftAddress\":\"node4.example:"
+                   "7401\"}");
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(remove), remove, "{\"Id\":3}");
+    assert_string_equal(f->inv.cmd->operation, "Cairn.RemoveMember");
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(transfer), transfer, "{}");
+    assert_string_equal(f->inv.cmd->operation, "Cairn.TransferLeadership");
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(transfer_to), transfer_to, "{\"Id\":2}");
+    assert_false(cli_command_is_cluster(cli_command_find("get-parameter")));
+}
+
+/* Bad ids, bad addresses, missing options and unknown subcommands are
+ * usage errors (exit 252) with a message naming the option. */
+static void parse_cluster_errors(void **state)
+{
+    struct fixture *f = *state;
+    char *no_word[] = {"cairn", "cluster"};
+    char *bad_word[] = {"cairn", "cluster", "stats"};
+    char *not_group[] = {"cairn", "status"};
+    char *ssm_cluster[] = {"cairn", "ssm", "cluster", "status"};
+    char *id_zero[] = {"cairn", "cluster", "remove", "--id", "0"};
+    char *id_neg[] = {"cairn", "cluster", "remove", "--id", "-2"};
+    char *id_abc[] = {"cairn", "cluster", "remove", "--id", "abc"};
+    char *id_frac[] = {"cairn", "cluster", "transfer-leadership", "--id",
+                       "1.5"};
+    char *id_big[] = {"cairn", "cluster", "remove", "--id",
+                      "99999999999999999999"};
+    char *id_none[] = {"cairn", "cluster", "remove", "--id"};
+    char *missing[] = {"cairn", "cluster", "add"};
+    char *missing_raft[] = {"cairn", "cluster", "add", "--id", "4"};
+    char *unknown[] = {"cairn", "cluster", "status", "--id", "3"};
+    char *paging[] = {"cairn", "cluster", "status", "--max-items", "3"};
+    char *json_id[] = {"cairn", "cluster", "remove", "--cli-input-json",
+                       "{\"Id\":0}"};
+    char *json_types[] = {"cairn", "cluster", "add", "--cli-input-json",
+                          "{\"Id\":\"4\",\"RaftAddress\":\"x\"}"};
+    static const char *const bad_addresses[] = {
+        "10.0.0.4",       "10.0.0.4:", ":7401",   "10.0.0.4:0",
+        "10.0.0.4:70000", "h:74x1",    "h:-1",    "a,b:7401",
+        "fd00::4:7401",   "[fd00::4]", "[]:7401", "[::1]7401",
+        "h :7401",        "",
+    };
+
+    assert_parse_error(f, ARGC(no_word), no_word, true,
+                       "the following arguments are required: cluster "
+                       "command (status, add, remove or "
+                       "transfer-leadership)");
+    assert_parse_error(f, ARGC(bad_word), bad_word, true,
+                       "argument cluster command: Invalid choice: 'stats', "
+                       "valid choices are: status | add | remove | "
+                       "transfer-leadership");
+    assert_parse_error(f, ARGC(not_group), not_group, true,
+                       "argument command: Invalid choice: 'status' (run "
+                       "`cairn --help` for the list)");
+    assert_parse_error(f, ARGC(ssm_cluster), ssm_cluster, true,
+                       "argument command: Invalid choice: 'cluster' (run "
+                       "`cairn --help` for the list)");
+    assert_parse_error(f, ARGC(id_zero), id_zero, true,
+                       "argument --id: must be at least 1, got 0");
+    assert_parse_error(f, ARGC(id_neg), id_neg, true,
+                       "argument --id: must be at least 1, got -2");
+    assert_parse_error(f, ARGC(id_abc), id_abc, true,
+                       "argument --id: invalid int value: 'abc'");
+    assert_parse_error(f, ARGC(id_frac), id_frac, true,
+                       "argument --id: invalid int value: '1.5'");
+    assert_parse_error(f, ARGC(id_big), id_big, true,
+                       "argument --id: invalid int value: "
+                       "'99999999999999999999'");
+    assert_parse_error(f, ARGC(id_none), id_none, true,
+                       "argument --id: expected one argument");
+    assert_parse_error(f, ARGC(missing), missing, true,
+                       "the following arguments are required: --id, "
+                       "--raft-address");
+    assert_parse_error(f, ARGC(missing_raft), missing_raft, true,
+                       "the following arguments are required: "
+                       "--raft-address");
+    assert_parse_error(f, ARGC(unknown), unknown, true,
+                       "Unknown options: --id, 3");
+    assert_parse_error(f, ARGC(paging), paging, true,
+                       "Unknown options: --max-items");
+    assert_parse_error(f, ARGC(json_id), json_id, false,
+                       "Parameter validation failed:\nInvalid value for "
+                       "parameter Id, value: 0, valid min value: 1");
+    assert_parse_error(f, ARGC(json_types), json_types, false,
+                       "Parameter validation failed:\nInvalid type for "
+                       "parameter Id, value: 4, type: <class 'str'>, valid "
+                       "types: <class 'int'>\nInvalid value for parameter "
+                       "RaftAddress, value: x, expected HOST:PORT");
+    for (size_t i = 0; i < sizeof(bad_addresses) / sizeof(bad_addresses[0]);
+         i++) {
+        char *argv[] = {"cairn",
+                        "cluster",
+                        "add",
+                        "--id",
+                        "4",
+                        "--raft-address",
+                        (char *)bad_addresses[i]};
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "argument --raft-address: invalid address '%s': expected "
+                 "HOST:PORT (or [IPv6]:PORT) with a port from 1 to 65535",
+                 bad_addresses[i]);
+        assert_parse_error(f, ARGC(argv), argv, true, want);
+    }
+}
+
+/* `cairn cluster help` asks for the group's help; a subcommand's --help
+ * skips its required flags. */
+static void parse_cluster_help(void **state)
+{
+    struct fixture *f = *state;
+    char *group[] = {"cairn", "cluster", "help"};
+    char *group_flag[] = {"cairn", "--help", "cluster"};
+    char *cmd[] = {"cairn", "cluster", "add", "--help"};
+
+    assert_int_equal(cli_parse(ARGC(group), group, &f->inv, &f->d), 0);
+    assert_true(f->inv.opt.help);
+    assert_true(f->inv.cluster);
+    assert_null(f->inv.cmd);
+    cli_invocation_close(&f->inv);
+    assert_int_equal(cli_parse(ARGC(group_flag), group_flag, &f->inv, &f->d),
+                     0);
+    assert_true(f->inv.opt.help);
+    assert_true(f->inv.cluster);
+    cli_invocation_close(&f->inv);
+    assert_int_equal(cli_parse(ARGC(cmd), cmd, &f->inv, &f->d), 0);
+    assert_true(f->inv.opt.help);
+    assert_ptr_equal(f->inv.cmd, cli_command_find("cluster add"));
+}
+
+/* Pack a Cairn.Members response as docs/cluster.md describes it, members
+ * out of id order, the last one without an API address yet. */
+static void pack_members(struct buf *b)
+{
+    msgpack_packer pk;
+    static const struct
+    {
+        uint64_t id;
+        const char *raft, *api, *role;
+    } ms[] = {
+        {3, "127.0.0.1:7421", "127.0.0.1:7420", "voter"},
+        {1, "127.0.0.1:7401", "127.0.0.1:7400", "voter"},
+        {2, "127.0.0.1:7411", "127.0.0.1:7410", "voter"},
+        {4, "127.0.0.1:7431", NULL, "spare"},
+    };
+
+    mp_packer_init(&pk, b);
+    msgpack_pack_map(&pk, 3);
+    mp_pack_kv_u64(&pk, "LeaderId", 2);
+    mp_pack_kv_u64(&pk, "Term", 7);
+    mp_pack_cstr(&pk, "Members");
+    msgpack_pack_array(&pk, 4);
+    for (size_t i = 0; i < 4; i++) {
+        msgpack_pack_map(&pk, ms[i].api != NULL ? 4 : 3);
+        mp_pack_kv_u64(&pk, "Id", ms[i].id);
+        mp_pack_kv_cstr(&pk, "RaftAddress", ms[i].raft);
+        if (ms[i].api != NULL) {
+            mp_pack_kv_cstr(&pk, "ApiAddress", ms[i].api);
+        }
+        mp_pack_kv_cstr(&pk, "Role", ms[i].role);
+    }
+    assert_false(b->oom);
+}
+
+/* Pack node @p id's Cairn.NodeStatus response, with a digest or not. */
+static void pack_node_status(struct buf *b, uint64_t id, bool digest)
+{
+    msgpack_packer pk;
+
+    buf_reset(b);
+    mp_packer_init(&pk, b);
+    msgpack_pack_map(&pk, digest ? 10 : 9);
+    mp_pack_kv_u64(&pk, "Id", id);
+    mp_pack_kv_cstr(&pk, "State", id == 2 ? "leader" : "follower");
+    mp_pack_kv_u64(&pk, "Term", 7);
+    mp_pack_kv_u64(&pk, "CommitIndex", 120 + id);
+    mp_pack_kv_u64(&pk, "AppliedIndex", 120);
+    mp_pack_kv_u64(&pk, "LeaderId", 2);
+    mp_pack_kv_cstr(&pk, "RaftAddress", "ignored");
+    mp_pack_kv_cstr(&pk, "ApiAddress", "ignored");
+    mp_pack_kv_u64(&pk, "StoreIndex", 118);
+    if (digest) {
+        mp_pack_kv_cstr(&pk, "Digest",
+                        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d"
+                        "6c15b0f00a08");
+    }
+    assert_false(b->oom);
+}
+
+/* Build the status of the fixed cluster: node 1 answers as a follower,
+ * node 2 as the leader, node 3 does not answer, node 4 has no address. */
+static json_t *fixed_status(bool digest)
+{
+    struct buf mp;
+    struct cairn_error err;
+    json_t *members = NULL;
+    json_t *node = NULL;
+    json_t *st = NULL;
+    json_t *list;
+
+    buf_init(&mp);
+    pack_members(&mp);
+    assert_int_equal(cli_response_from_mp(mp.data, mp.len, &members, &err), 0);
+    assert_int_equal(cli_status_from_members(members, &st, &err), 0);
+    json_decref(members);
+    list = json_object_get(st, "Members");
+    assert_int_equal(json_array_size(list), 4);
+    for (uint64_t id = 1; id <= 2; id++) {
+        pack_node_status(&mp, id, digest);
+        assert_int_equal(cli_response_from_mp(mp.data, mp.len, &node, &err), 0);
+        assert_int_equal(
+            cli_status_set_node(json_array_get(list, id - 1), node), 0);
+        json_decref(node);
+    }
+    cairn_error_set(&err, CAIRN_UNAVAILABLE, NULL,
+                    "no endpoint answered: connect 127.0.0.1:7420: "
+                    "Connection refused");
+    assert_int_equal(cli_status_set_error(json_array_get(list, 2), &err), 0);
+    cairn_error_set(&err, CAIRN_UNAVAILABLE, NULL,
+                    "no API address registered for this member");
+    assert_int_equal(cli_status_set_error(json_array_get(list, 3), &err), 0);
+    buf_close(&mp);
+    return st;
+}
+
+/* The members come out in id order with the node's own numbers, and
+ * members that did not answer say why. */
+static void status_json(void **state)
+{
+    struct fixture *f = *state;
+
+    f->j = fixed_status(true);
+    assert_int_equal(cli_render_status(f->j, CLI_OUTPUT_JSON, &f->out), 0);
+    assert_string_equal(
+        out_str(f),
+        "{\n"
+        "    \"Leader\": 2,\n"
+        "    \"Term\": 7,\n"
+        "    \"Members\": [\n"
+        "        {\n"
+        "            \"Id\": 1,\n"
+        "            \"RaftAddress\": \"127.0.0.1:7401\",\n"
+        "            \"ApiAddress\": \"127.0.0.1:7400\",\n"
+        "            \"Role\": \"voter\",\n"
+        "            \"State\": \"follower\",\n"
+        "            \"Term\": 7,\n"
+        "            \"CommitIndex\": 121,\n"
+        "            \"AppliedIndex\": 120,\n"
+        "            \"LeaderId\": 2,\n"
+        "            \"StoreIndex\": 118,\n"
+        "            \"Digest\": "
+        "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b8"
+        "22cd15d6c15b0f00a08\"\n"
+        "        },\n"
+        "        {\n"
+        "            \"Id\": 2,\n"
+        "            \"RaftAddress\": \"127.0.0.1:7411\",\n"
+        "            \"ApiAddress\": \"127.0.0.1:7410\",\n"
+        "            \"Role\": \"voter\",\n"
+        "            \"State\": \"leader\",\n"
+        "            \"Term\": 7,\n"
+        "            \"CommitIndex\": 122,\n"
+        "            \"AppliedIndex\": 120,\n"
+        "            \"LeaderId\": 2,\n"
+        "            \"StoreIndex\": 118,\n"
+        "            \"Digest\": "
+        "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b8"
+        "22cd15d6c15b0f00a08\"\n"
+        "        },\n"
+        "        {\n"
+        "            \"Id\": 3,\n"
+        "            \"RaftAddress\": \"127.0.0.1:7421\",\n"
+        "            \"ApiAddress\": \"127.0.0.1:7420\",\n"
+        "            \"Role\": \"voter\",\n"
+        "            \"State\": \"unreachable\",\n"
+        "            \"Error\": \"no endpoint answered: connect "
+        "127.0.0.1:7420: "
+        "Connection refused\"\n"
+        "        },\n"
+        "        {\n"
+        "            \"Id\": 4,\n"
+        "            \"RaftAddress\": \"127.0.0.1:7431\",\n"
+        "            \"ApiAddress\": \"\",\n"
+        "            \"Role\": \"spare\",\n"
+        "            \"State\": \"unreachable\",\n"
+        "            \"Error\": \"no API address registered for this member\"\n"
+        "        }\n"
+        "    ]\n"
+        "}\n");
+}
+
+/* Table: the leader line, one aligned row per member with "-" for what is
+ * unknown, a digest prefix only when digests were asked for, then the
+ * errors. */
+static void status_table(void **state)
+{
+    struct fixture *f = *state;
+
+    f->j = fixed_status(true);
+    assert_int_equal(cli_render_status(f->j, CLI_OUTPUT_TABLE, &f->out), 0);
+    assert_string_equal(
+        out_str(f),
+        "Leader: 2, term 7\n"
+        "ID  ROLE   STATE        RAFT ADDRESS    API ADDRESS     TERM  COMMIT  "
+        "APPLIED  DIGEST\n"
+        "1   voter  follower     127.0.0.1:7401  127.0.0.1:7400  7     121     "
+        "120      9f86d081884c\n"
+        "2   voter  leader       127.0.0.1:7411  127.0.0.1:7410  7     122     "
+        "120      9f86d081884c\n"
+        "3   voter  unreachable  127.0.0.1:7421  127.0.0.1:7420  -     -       "
+        "-        -\n"
+        "4   spare  unreachable  127.0.0.1:7431  -               -     -       "
+        "-        -\n"
+        "member 3: no endpoint answered: connect 127.0.0.1:7420: Connection "
+        "refused\n"
+        "member 4: no API address registered for this member\n");
+    json_decref(f->j);
+    f->j = fixed_status(false);
+    buf_reset(&f->out);
+    assert_int_equal(cli_render_status(f->j, CLI_OUTPUT_TABLE, &f->out), 0);
+    assert_string_equal(
+        out_str(f),
+        "Leader: 2, term 7\n"
+        "ID  ROLE   STATE        RAFT ADDRESS    API ADDRESS     TERM  COMMIT  "
+        "APPLIED\n"
+        "1   voter  follower     127.0.0.1:7401  127.0.0.1:7400  7     121     "
+        "120\n"
+        "2   voter  leader       127.0.0.1:7411  127.0.0.1:7410  7     122     "
+        "120\n"
+        "3   voter  unreachable  127.0.0.1:7421  127.0.0.1:7420  -     -       "
+        "-\n"
+        "4   spare  unreachable  127.0.0.1:7431  -               -     -       "
+        "-\n"
+        "member 3: no endpoint answered: connect 127.0.0.1:7420: Connection "
+        "refused\n"
+        "member 4: no API address registered for this member\n");
+}
+
+/* Text: one tab-separated line per member with a fixed column set, empty
+ * fields for what is unknown, the full digest and the error last. */
+static void status_text(void **state)
+{
+    struct fixture *f = *state;
+
+    f->j = fixed_status(true);
+    assert_int_equal(cli_render_status(f->j, CLI_OUTPUT_TEXT, &f->out), 0);
+    assert_string_equal(
+        out_str(f),
+        "1\tvoter\tfollower\t127.0.0.1:7401\t127.0.0.1:7400\t7\t121\t120\t"
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\t\n"
+        "2\tvoter\tleader\t127.0.0.1:7411\t127.0.0.1:7410\t7\t122\t120\t"
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\t\n"
+        "3\tvoter\tunreachable\t127.0.0.1:7421\t127.0.0.1:7420\t\t\t\t\tno "
+        "endpoint answered: connect 127.0.0.1:7420: Connection refused\n"
+        "4\tspare\tunreachable\t127.0.0.1:7431\t\t\t\t\t\tno API address "
+        "registered for this member\n");
+}
+
+/* A node that answers with an error is "error", not "unreachable"; a node
+ * answering with another id is flagged; no leader reads "none known". */
+static void status_edge_cases(void **state)
+{
+    struct fixture *f = *state;
+    struct cairn_error err;
+    json_t *m;
+    json_t *node;
+    json_t *members = load(
+        "{\"Term\": 3, \"Members\": [{\"Id\": 5, \"RaftAddress\": \"h:1\", "
+        "\"ApiAddress\": \"h:2\", \"Role\": \"voter\"}, {\"Id\": 6, "
+        "\"RaftAddress\": \"h:3\", \"ApiAddress\": \"h:4\", \"Role\": "
+        "\"voter\"}]}");
+    json_t *bad = NULL;
+    json_t *no_list = load("{\"LeaderId\": 1}");
+    json_t *no_id = load("{\"Members\": [{\"RaftAddress\": \"h:1\"}]}");
+
+    assert_int_equal(cli_status_from_members(members, &f->j, &err), 0);
+    json_decref(members);
+    assert_int_equal(json_integer_value(json_object_get(f->j, "Leader")), 0);
+    m = json_array_get(json_object_get(f->j, "Members"), 0);
+    cairn_error_set(&err, CAIRN_UNIMPLEMENTED, "UnknownOperationException",
+                    "unknown method Cairn.NodeStatus");
+    assert_int_equal(cli_status_set_error(m, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "State")),
+                        "error");
+    assert_string_equal(json_string_value(json_object_get(m, "Error")),
+                        "UnknownOperationException: unknown method "
+                        "Cairn.NodeStatus");
+    m = json_array_get(json_object_get(f->j, "Members"), 1);
+    node = load("{\"Id\": 5, \"State\": \"candidate\", \"Term\": 4}");
+    assert_int_equal(cli_status_set_node(m, node), 0);
+    json_decref(node);
+    assert_string_equal(json_string_value(json_object_get(m, "State")),
+                        "candidate");
+    assert_string_equal(json_string_value(json_object_get(m, "Error")),
+                        "the node at this API address is node 5");
+    cairn_error_set(&err, CAIRN_DEADLINE_EXCEEDED, NULL, "%s", "");
+    m = json_array_get(json_object_get(f->j, "Members"), 0);
+    assert_int_equal(cli_status_set_error(m, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "State")),
+                        "unreachable");
+    assert_string_equal(json_string_value(json_object_get(m, "Error")),
+                        "DEADLINE_EXCEEDED");
+    assert_int_equal(cli_render_status(f->j, CLI_OUTPUT_TABLE, &f->out), 0);
+    assert_true(strncmp(out_str(f), "Leader: none known, term 3\n", 27) == 0);
+
+    assert_int_equal(cli_status_from_members(no_list, &bad, &err),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_null(bad);
+    assert_string_equal(err.type, "SerializationException");
+    assert_int_equal(cli_status_from_members(no_id, &bad, &err),
+                     CAIRN_INVALID_ARGUMENT);
+    assert_null(bad);
+    json_decref(no_list);
+    json_decref(no_id);
+}
+
+/******************************************************************************
+ *
  * Pagination
  *
  *****************************************************************************/
@@ -1199,10 +1666,27 @@ static void render_help(void **state)
     size_t n;
     const struct cli_command *cmds = cli_commands(&n);
 
-    assert_int_equal(n, 16);
+    assert_int_equal(n, 20);
     assert_int_equal(cli_render_help(&f->out, NULL), 0);
     for (size_t i = 0; i < n; i++) {
         assert_non_null(strstr(out_str(f), cmds[i].name));
+    }
+    assert_non_null(strstr(out_str(f), "`cairn cluster help`"));
+    buf_reset(&f->out);
+    assert_int_equal(cli_render_cluster_help(&f->out), 0);
+    assert_non_null(strstr(out_str(f),
+                           "cairn cluster add --id N --raft-address HOST:PORT "
+                           "[--api-address HOST:PORT]\n"));
+    assert_non_null(strstr(out_str(f), "cairn cluster status [--digest]\n"));
+    assert_non_null(strstr(out_str(f), "cairn cluster remove --id N\n"));
+    assert_non_null(
+        strstr(out_str(f), "cairn cluster transfer-leadership [--id N]\n"));
+    /* Every line of the help fits in 80 columns. */
+    for (const char *p = out_str(f); *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        assert_true(nl - p <= 80);
+        p = nl + 1;
     }
     for (size_t i = 0; i < n; i++) {
         buf_reset(&f->out);
@@ -1255,6 +1739,13 @@ int main(void)
         CASE(parse_help),
         CASE(parse_paging),
         CASE(parse_other_commands),
+        CASE(parse_cluster),
+        CASE(parse_cluster_errors),
+        CASE(parse_cluster_help),
+        CASE(status_json),
+        CASE(status_table),
+        CASE(status_text),
+        CASE(status_edge_cases),
         CASE(pager_max_items),
         CASE(pager_all_pages),
         CASE(pager_repeated_token),
