@@ -25,8 +25,8 @@ int peer_pool_create(uv_loop_t *loop,
 typedef void (*peer_pool_close_cb)(void *data);
 
 /** Fail every call in flight with UNAVAILABLE (their callbacks run before
- * this returns or soon after), close every connection, free the pool,
- * then run @p cb (may be NULL). */
+ * this returns), close every connection, free the pool once every handle
+ * is closed, then run @p cb (may be NULL). */
 void peer_pool_close(struct peer_pool *p, peer_pool_close_cb cb, void *data);
 
 struct peer_call;
@@ -37,8 +37,9 @@ struct peer_call;
  * @p message (NUL-terminated, "" when none), and the response @p body
  * (msgpack, valid only during the call, may be empty). Transport failures
  * (connect refused, connection lost, bad frame) are UNAVAILABLE with type
- * "ServiceUnavailable"; an expired timeout is DEADLINE_EXCEEDED. A
- * cancelled call still gets its callback, with CANCELLED.
+ * "ServiceUnavailable"; an expired timeout is DEADLINE_EXCEEDED
+ * ("RequestTimeout"). A cancelled call still gets its callback, with
+ * CANCELLED ("RequestCanceled").
  */
 typedef void (*peer_cb)(struct peer_call *call,
                         int status,
@@ -63,10 +64,13 @@ struct peer_call
  * Send @p method with the packed msgpack metadata map @p meta (NULL for
  * none) and @p body (a msgpack map) to the peer at @p address
  * ("host:port", numeric IPv4 or a name) with a deadline of @p timeout_ms
- * (also sent in the frame). Returns 0 and the callback will run, or an
- * error without calling it: INVALID_ARGUMENT (bad address),
- * RESOURCE_EXHAUSTED. A server-streamed response (more=true) is not
- * supported: only the first response is delivered.
+ * (also sent in the frame; 0 sends none and waits 30 s locally). Returns 0
+ * and the callback will run, or an error without calling it:
+ * INVALID_ARGUMENT (bad address, empty method, metadata not a map),
+ * RESOURCE_EXHAUSTED (out of memory, or 8 MiB already queued to that
+ * peer), UNAVAILABLE (the pool is closing). A server-streamed response
+ * (more=true) is not supported: the first response is delivered and the
+ * rest of the stream is cancelled.
  */
 int peer_call_start(struct peer_pool *p,
                     struct peer_call *call,

@@ -1376,6 +1376,8 @@ static void on_tick(uv_timer_t *t)
     load_members(svc);
     have = member_api(svc, svc->id, false);
     svc->registered = have != NULL && strcmp(have, svc->api_address) == 0;
+    /* Check often until registered: followers cannot forward before. */
+    uv_timer_set_repeat(t, svc->registered ? 1000 : 100);
     node_leader(svc->node, &leader, &addr);
     if (svc->registered || leader == 0) {
         return;
