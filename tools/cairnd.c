@@ -695,6 +695,7 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     rv = parse_args(argc, argv, &d.cfg);
     if (rv != 0) {
+        free(d.cfg.initial_cluster);
         return rv;
     }
     signal(SIGPIPE, SIG_IGN);
