@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -742,6 +743,123 @@ static void never_reads(void **state)
     cairn_client_close(c);
 }
 
+/* Bad cluster options and config files are refused before anything starts,
+ * with exit status 2 and a message naming the problem. */
+static void bad_options(void **state)
+{
+    static const char *const cases[][4] = {
+        {"--join", "nohostport", NULL, "bad --join"},
+        {"--join", "127.0.0.1:1", "--initial-cluster=1=127.0.0.1:2",
+         "exclude each other"},
+        {"--node-id", "0", NULL, "bad --node-id"},
+        {"--snapshot-threshold", "0", NULL, "bad --snapshot-threshold"},
+        {"--election-timeout", "50", NULL, "bad --election-timeout"},
+        {"--config", "/nonexistent/cairnd.conf", NULL, "cannot read --config"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL, *errs = NULL;
+        char *argv[] = {getenv("CAIRND"), (char *)cases[i][0],
+                        (char *)cases[i][1], (char *)cases[i][2], NULL};
+        int status = proc_run(argv, &out, &errs, 20000);
+        assert_int_equal(status, 2);
+        if (strstr(errs, cases[i][3]) == NULL) {
+            fail_msg("case %zu: expected \"%s\" in: %s", i, cases[i][3], errs);
+        }
+        free(out);
+        free(errs);
+    }
+}
+
+/* Options from a config file, a flag overriding one of them; bad lines
+ * and an initial cluster without this node are refused. */
+static void config_file(void **state)
+{
+    char *dir = test_mkdtemp();
+    char conf[4096], bad[4096], data[4096], log[4096], api[64], flag_api[64];
+    int raft_port = proc_free_port();
+    struct cairn_client_options o;
+    struct cairn_client *c = NULL;
+    struct cairn_error err;
+    struct proc p;
+    FILE *f;
+    char *out = NULL, *errs = NULL;
+    int status;
+
+    (void)state;
+    snprintf(conf, sizeof(conf), "%s/cairnd.conf", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.conf", dir);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(log, sizeof(log), "%s/cairnd.log", dir);
+    snprintf(api, sizeof(api), "127.0.0.1:%d", proc_free_port());
+    snprintf(flag_api, sizeof(flag_api), "127.0.0.1:%d", proc_free_port());
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "# a test node\nnode-id = 7\ndata-dir = %s   # trailing comment\n"
+            "api = %s\n  raft=127.0.0.1:%d\n"
+            "initial-cluster = 7=127.0.0.1:%d\n\n",
+            data, api, raft_port, raft_port);
+    fclose(f);
+
+    /* The flag wins over the file's api. */
+    {
+        char *argv[] = {getenv("CAIRND"), "--config", conf,
+                        "--api",          flag_api,   NULL};
+        proc_spawn(&p, argv, log);
+    }
+    cairn_client_options_default(&o);
+    o.endpoints = flag_api;
+    o.timeout_ms = 20000;
+    o.attempts = 100;
+    for (long long start = proc_now_ms();
+         cairn_client_connect(&o, &c, &err) != 0;) {
+        if (proc_now_ms() - start > 20000) {
+            fail_msg("cairnd with --config does not serve %s: %s", flag_api,
+                     err.msg);
+        }
+        usleep(50000);
+    }
+    put(c, "/conf/a", "1");
+    {
+        json_t *j = call_ok(c, "Cairn.NodeStatus", "{}");
+        assert_int_equal(json_integer_value(json_object_get(j, "Id")), 7);
+        assert_string_equal(json_string_value(json_object_get(j, "ApiAddress")),
+                            flag_api);
+        json_decref(j);
+    }
+    cairn_client_close(c);
+    proc_stop(&p, 20000);
+    assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+
+    f = fopen(bad, "w");
+    assert_non_null(f);
+    fprintf(f, "node-id = 1\nno-such-option = 3\n");
+    fclose(f);
+    {
+        char *argv[] = {getenv("CAIRND"), "--config", bad, NULL};
+        status = proc_run(argv, &out, &errs, 20000);
+    }
+    assert_int_equal(status, 2);
+    assert_non_null(strstr(errs, ":2: unknown option no-such-option"));
+    free(out);
+    free(errs);
+
+    /* A member list without this node: refused at start. */
+    {
+        char other[64];
+        snprintf(other, sizeof(other), "2=127.0.0.1:%d", proc_free_port());
+        char *argv[] = {getenv("CAIRND"),    "--data-dir", data,
+                        "--initial-cluster", other,        NULL};
+        status = proc_run(argv, &out, &errs, 20000);
+    }
+    assert_int_not_equal(status, 0);
+    assert_non_null(strstr(errs, "is not listed"));
+    free(out);
+    free(errs);
+    test_rmdir(dir);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -760,6 +878,8 @@ int main(void)
         T(bad_method_and_types),
         T(many_connections),
         T(never_reads),
+        cmocka_unit_test(bad_options),
+        cmocka_unit_test(config_file),
     };
 #undef T
     signal(SIGPIPE, SIG_IGN);
