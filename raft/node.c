@@ -84,6 +84,7 @@ struct node
                            raft_io_snapshot_put_cb cb);
     void (*uv_close)(struct raft_io *io, raft_io_close_cb cb);
     raft_io_close_cb io_close_cb; /* io close waiting for the copy */
+    bool changing; /* a membership change or transfer of ours is pending */
     bool started;
     bool closing;
     unsigned closes_pending; /* raft, watch and kick */
@@ -1207,8 +1208,18 @@ static const char *change_message(int rv)
     }
 }
 
+/* libraft 0.22.1 builds the new configuration before it checks whether a
+ * change may start, and leaks it when refusing: check first. */
+static bool change_busy(struct node *n)
+{
+    return n->changing || n->raft.configuration_uncommitted_index != 0 ||
+           n->raft.leader_state.promotee_id != 0 ||
+           raft_transferee(&n->raft) != 0;
+}
+
 static void change_done(struct node_change_req *req, int rv)
 {
+    req->node->changing = false;
     req->cb(req, node_status_from_raft(rv), rv == 0 ? "" : change_message(rv));
 }
 
@@ -1265,6 +1276,9 @@ int node_add_member(struct node *n,
     if (srv != NULL && srv->role == RAFT_VOTER) {
         return 1;
     }
+    if (change_busy(n)) {
+        return CAIRN_UNAVAILABLE;
+    }
     req->cb = cb;
     req->node = n;
     req->id = id;
@@ -1275,6 +1289,7 @@ int node_add_member(struct node *n,
         rv = raft_assign(&n->raft, &req->raft.change, id, RAFT_VOTER,
                          on_assigned);
     }
+    n->changing = rv == 0;
     return rv == 0 ? 0 : node_status_from_raft(rv);
 }
 
@@ -1291,11 +1306,15 @@ int node_remove_member(struct node *n,
     if (find_server(n, id) == NULL) {
         return CAIRN_NOT_FOUND;
     }
+    if (change_busy(n)) {
+        return CAIRN_UNAVAILABLE;
+    }
     req->cb = cb;
     req->node = n;
     req->id = id;
     req->raft.change.data = req;
     rv = raft_remove(&n->raft, &req->raft.change, id, on_assigned);
+    n->changing = rv == 0;
     return rv == 0 ? 0 : node_status_from_raft(rv);
 }
 
@@ -1306,6 +1325,7 @@ static void on_transferred(struct raft_transfer *t)
     raft_id leader = 0;
     const char *addr = NULL;
 
+    n->changing = false;
     if (!n->closing) {
         raft_leader(&n->raft, &leader, &addr);
     }
@@ -1340,7 +1360,11 @@ int node_transfer_leadership(struct node *n,
     req->node = n;
     req->id = id;
     req->leader = 0;
+    if (change_busy(n)) {
+        return CAIRN_UNAVAILABLE;
+    }
     req->raft.transfer.data = req;
     rv = raft_transfer(&n->raft, &req->raft.transfer, id, on_transferred);
+    n->changing = rv == 0;
     return rv == 0 ? 0 : node_status_from_raft(rv);
 }
