@@ -83,6 +83,11 @@ struct node
                            const struct raft_snapshot *snapshot,
                            raft_io_snapshot_put_cb cb);
     void (*uv_close)(struct raft_io *io, raft_io_close_cb cb);
+    int (*uv_start)(struct raft_io *io,
+                    unsigned msecs,
+                    raft_io_tick_cb tick,
+                    raft_io_recv_cb recv);
+    raft_io_recv_cb raft_recv;    /* libraft's receive callback */
     raft_io_close_cb io_close_cb; /* io close waiting for the copy */
     bool changing; /* a membership change or transfer of ours is pending */
     bool started;
@@ -103,6 +108,7 @@ void node_options_default(struct node_options *o)
     o->snapshot_trailing = 2048;
     o->max_inflight = 2;
     o->max_batch_bytes = (size_t)1 << 20;
+    o->install_snapshot_timeout_ms = 10000;
     o->initial_cluster = NULL;
     o->join = false;
     o->sync_snapshots = false;
@@ -585,6 +591,43 @@ static int node_snapshot_put(struct raft_io *io,
     return 0;
 }
 
+/*
+ * libraft 0.22.1 crashes when an InstallSnapshot arrives while this node
+ * is taking a snapshot of its own: it parks the install and, when the take
+ * completes, clears the parked request before reading it (src/legacy.c,
+ * takeSnapshotCb) and dereferences NULL. Copying off the loop makes that
+ * window longer. So such a message is dropped here, before libraft sees
+ * it, as the network could have dropped it; the leader sends the snapshot
+ * again after its install_snapshot_timeout.
+ */
+static void node_recv(struct raft_io *io, struct raft_message *m)
+{
+    struct node *n = node_of_io(io);
+
+    if (m->type == RAFT_INSTALL_SNAPSHOT &&
+        (n->raft.legacy.snapshot_taking || n->snapshot_job != NULL)) {
+        log_info(
+            "raft: snapshot at index %llu from node %llu dropped while "
+            "taking one; the leader will send it again",
+            (unsigned long long)m->install_snapshot.last_index,
+            (unsigned long long)m->server_id);
+        raft_configuration_close(&m->install_snapshot.conf);
+        raft_free(m->install_snapshot.data.base);
+        return;
+    }
+    n->raft_recv(io, m);
+}
+
+static int node_io_start(struct raft_io *io,
+                         unsigned msecs,
+                         raft_io_tick_cb tick,
+                         raft_io_recv_cb recv)
+{
+    struct node *n = node_of_io(io);
+    n->raft_recv = recv;
+    return n->uv_start(io, msecs, tick, node_recv);
+}
+
 /* raft_close closes the io: with a copy in flight, close after it. */
 static void node_io_close(struct raft_io *io, raft_io_close_cb cb)
 {
@@ -739,7 +782,8 @@ int node_create(uv_loop_t *loop,
     if (o->heartbeat_timeout_ms == 0 ||
         o->heartbeat_timeout_ms >= o->election_timeout_ms ||
         o->snapshot_threshold == 0 || o->max_inflight == 0 ||
-        o->max_batch_bytes == 0 || o->max_batch_bytes > NODE_MAX_BATCH_BYTES) {
+        o->install_snapshot_timeout_ms == 0 || o->max_batch_bytes == 0 ||
+        o->max_batch_bytes > NODE_MAX_BATCH_BYTES) {
         return cairn_error_set(err, CAIRN_INVALID_ARGUMENT, NULL,
                                "bad node options (heartbeat below election "
                                "timeout, non-zero threshold, inflight and "
@@ -795,8 +839,10 @@ int node_create(uv_loop_t *loop,
     /* Wrap raft_uv's snapshot writes to copy the store off the loop. */
     n->uv_snapshot_put = n->io.snapshot_put;
     n->uv_close = n->io.close;
+    n->uv_start = n->io.start;
     n->io.snapshot_put = node_snapshot_put;
     n->io.close = node_io_close;
+    n->io.start = node_io_start;
     fsm_init(&n->fsm, &n->raft_fsm, o->store, &n->raft);
     fsm_defer_snapshots(&n->fsm, !o->sync_snapshots);
     rv = raft_init(&n->raft, &n->io, &n->raft_fsm, o->id, n->address);
@@ -810,6 +856,8 @@ int node_create(uv_loop_t *loop,
     raft_set_heartbeat_timeout(&n->raft, o->heartbeat_timeout_ms);
     raft_set_snapshot_threshold(&n->raft, o->snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, o->snapshot_trailing);
+    /* A snapshot dropped by node_recv is sent again after this. */
+    raft_set_install_snapshot_timeout(&n->raft, o->install_snapshot_timeout_ms);
 
     /* Handles last: once initialised they can only go through uv_close. */
     uv_check_init(loop, &n->watch);
@@ -971,6 +1019,7 @@ static int initial_configuration(struct node *n,
 
 int node_start(struct node *n, struct cairn_error *err)
 {
+    bool bootstrapped = false;
     struct raft_configuration conf;
     uint64_t applied = 0;
     int rv;
@@ -992,6 +1041,7 @@ int node_start(struct node *n, struct cairn_error *err)
     /* A joining node bootstraps nothing: the leader adds it. */
     if (!n->opts.join) {
         rv = raft_bootstrap(&n->raft, &conf);
+        bootstrapped = rv == 0;
     }
     raft_configuration_close(&conf);
     /* CANTBOOTSTRAP: the directory has state already, the usual restart. */
@@ -1015,12 +1065,27 @@ int node_start(struct node *n, struct cairn_error *err)
     if (rv != 0) {
         return rv;
     }
-    if (fsm_raft_index(applied) > raft_last_index(&n->raft)) {
+    /* A store that has applied commands next to a log that has just been
+     * created: the Raft directory was lost or belongs to another store,
+     * and every new command would be skipped as already applied. */
+    if (applied != 0 &&
+        (bootstrapped || (n->opts.join && raft_last_index(&n->raft) == 0))) {
         return cairn_error_set(
             err, CAIRN_FAILED_PRECONDITION, NULL,
-            "the store has applied Raft index %llu but the log in %s ends "
-            "at %llu: the Raft directory does not belong to this store",
-            (unsigned long long)fsm_raft_index(applied), n->dir,
+            "the store has applied Raft index %llu but the log in %s is new: "
+            "the Raft directory does not belong to this store",
+            (unsigned long long)fsm_raft_index(applied), n->dir);
+    }
+    /* A store a little ahead of its own log is expected: a snapshot's copy
+     * may hold a few entries past its index, and a follower applies
+     * committed entries before its own disk write of them completes. Both
+     * hold only committed commands, which the leader sends again and the
+     * store skips. */
+    if (fsm_raft_index(applied) > raft_last_index(&n->raft)) {
+        log_info(
+            "raft: the store is at index %llu, the log ends at %llu; "
+            "the entries in between will be skipped when they arrive",
+            (unsigned long long)fsm_raft_index(applied),
             (unsigned long long)raft_last_index(&n->raft));
     }
     /* A single voter is leader already: propose Init before anything the

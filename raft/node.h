@@ -22,10 +22,12 @@ struct node_options
     const char *dir;              /* directory for the Raft log and snapshots */
     struct store *store;          /* borrowed; outlives the node */
     unsigned election_timeout_ms; /* 1000 */
-    unsigned heartbeat_timeout_ms; /* 100 */
-    unsigned snapshot_threshold;   /* entries between snapshots: 8192 */
-    unsigned snapshot_trailing;    /* entries kept after one: 2048 */
-    unsigned max_inflight;         /* group commit: entries in flight: 2 */
+    unsigned heartbeat_timeout_ms;        /* 100 */
+    unsigned snapshot_threshold;          /* entries between snapshots: 8192 */
+    unsigned snapshot_trailing;           /* entries kept after one: 2048 */
+    unsigned install_snapshot_timeout_ms; /* resend an unanswered
+                                             InstallSnapshot after: 10,000 */
+    unsigned max_inflight;  /* group commit: entries in flight: 2 */
     size_t max_batch_bytes; /* bytes of commands packed per entry: 1 MiB */
     /* The first members, "id=host:port,id=host:port", this node among them
      * with its raft_address; used only to bootstrap a fresh directory.
