@@ -580,9 +580,10 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
         goto err_after_fd;
     }
     if (restored) {
-        log_info("raft: store restored from a snapshot at raft index %llu "
-                 "(%zu bytes)",
-                 (unsigned long long)fsm_raft_index(snap), buf->len);
+        log_info(
+            "raft: store restored from a snapshot at raft index %llu "
+            "(%zu bytes)",
+            (unsigned long long)fsm_raft_index(snap), buf->len);
     }
     close(fd);
     raft_free(buf->base);
