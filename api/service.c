@@ -66,6 +66,7 @@ struct pending
     } req;
     struct service_call *call;
     struct cairn_queue link; /* in ri_riders / ri_boarded */
+    uint64_t index;          /* Cairn.ReadIndex: applied at arrival */
 };
 
 /* READ and WRITE are the Parameter Store's methods; LOCAL ones answer from
@@ -868,20 +869,33 @@ static void on_read_index_barrier(struct node_barrier_req *req, int status)
              "read barrier failed: leadership changed; retry");
         return;
     }
+    if (p->index == 0) {
+        p->index = node_applied_index(call->svc->node);
+    }
     buf_reset(&call->resp);
     mp_packer_init(&pk, &call->resp);
     msgpack_pack_map(&pk, 1);
-    mp_pack_kv_u64(&pk, "Index", node_applied_index(call->svc->node));
+    mp_pack_kv_u64(&pk, "Index", p->index);
     reply(call);
 }
 
-/* Cairn.ReadIndex: the applied index after a barrier proposed now. */
+/*
+ * Cairn.ReadIndex: every write acknowledged before this request arrived
+ * was applied here before it was acknowledged, so the index applied now
+ * covers them all; the barrier proposed after it proves this node still
+ * leads. The follower then waits for that index, which it usually holds
+ * already: answering the barrier's own index instead would make it wait
+ * for the next heartbeat to learn that the barrier committed. A leader
+ * that has not applied an entry of its own term yet answers the index
+ * applied after the barrier (node_read_index).
+ */
 static void m_read_index(struct service_call *call)
 {
     struct pending *p = pending_new(call);
     if (p == NULL) {
         return;
     }
+    p->index = node_read_index(call->svc->node);
     p->req.barrier.data = p;
     if (node_barrier(call->svc->node, &p->req.barrier, on_read_index_barrier) !=
         0) {

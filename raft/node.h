@@ -152,6 +152,15 @@ void node_get_status(const struct node *n, struct node_status *st);
 /** Raft index applied on this node (entries, barriers, configurations). */
 uint64_t node_applied_index(const struct node *n);
 
+/**
+ * On a leader that has applied an entry of its own term: its applied index,
+ * which covers every write acknowledged so far (a read index, once a later
+ * barrier confirms the leadership). 0 otherwise: a new leader may not have
+ * applied what its predecessor acknowledged yet, so use the index applied
+ * after the barrier instead.
+ */
+uint64_t node_read_index(const struct node *n);
+
 /* ---- waiting for an index (reads on followers) ------------------------ */
 
 struct node_wait_req;

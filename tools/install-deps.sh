@@ -14,7 +14,7 @@ BACKPORTS_LINE='deb http://deb.debian.org/debian bookworm-backports main'
 BACKPORTS_FILE=/etc/apt/sources.list.d/bookworm-backports.list
 PACKAGES='build-essential meson ninja-build pkg-config liblmdb-dev
 libuv1-dev libssl-dev libmsgpack-dev libcmocka-dev libjansson-dev
-libpcre2-dev clang-format'
+libpcre2-dev clang-format jq'
 
 export DEBIAN_FRONTEND=noninteractive
 
