@@ -43,6 +43,15 @@ struct node_batch
     struct fsm_results results; /* outcomes, filled by apply */
 };
 
+/* A snapshot sent to a follower that has not acknowledged it yet. */
+#define NODE_MAX_INSTALLS 8
+struct node_install
+{
+    uint64_t id;    /* follower, 0 if the slot is free */
+    uint64_t index; /* the snapshot's last index */
+    uint64_t sent;  /* uv_now when sent */
+};
+
 /*
  * Invariants: every batch is in exactly one of waiting and inflight, and
  * n_inflight counts inflight. A barrier request is in riders until a
@@ -89,6 +98,19 @@ struct node
                     raft_io_tick_cb tick,
                     raft_io_recv_cb recv);
     raft_io_recv_cb raft_recv; /* libraft's receive callback */
+    int (*uv_snapshot_get)(struct raft_io *io,
+                           struct raft_io_snapshot_get *req,
+                           raft_io_snapshot_get_cb cb);
+    struct raft_io_snapshot_get get_inner;  /* ours, given to raft_uv */
+    struct raft_io_snapshot_get *get_req;   /* libraft's load in flight */
+    struct raft_io_snapshot_get **get_dups; /* loads asked meanwhile */
+    uint64_t get_started;                   /* uv_now of that load */
+    int (*uv_send)(struct raft_io *io,
+                   struct raft_io_send *req,
+                   const struct raft_message *m,
+                   raft_io_send_cb cb);
+    struct node_install installs[NODE_MAX_INSTALLS]; /* snapshots sent */
+    unsigned n_get_dups;
     /* The TCP transport, wrapped to set TCP_NODELAY (see nodelay). */
     int (*tcp_listen)(struct raft_uv_transport *t, raft_uv_accept_cb cb);
     int (*tcp_connect)(struct raft_uv_transport *t,
@@ -232,6 +254,7 @@ static void batch_fail(struct node_batch *b, int status)
 /* ---- group commit ----------------------------------------------------- */
 
 static void on_kick(uv_idle_t *h);
+static bool snapshot_echo(struct node *n, const struct raft_message *m);
 static void complete_waiters(struct node *n, bool all, int status);
 
 /* Run the flush at the start of the next loop iteration: every proposal
@@ -624,6 +647,14 @@ static void node_recv(struct raft_io *io, struct raft_message *m)
         raft_free(m->install_snapshot.data.base);
         return;
     }
+    if (is_leader(n) && snapshot_echo(n, m)) {
+        log_debug(
+            "raft: rejection of index %llu from node %llu dropped: a "
+            "snapshot is on its way to it",
+            (unsigned long long)m->append_entries_result.rejected,
+            (unsigned long long)m->server_id);
+        return;
+    }
     n->raft_recv(io, m);
 }
 
@@ -637,10 +668,153 @@ static int node_io_start(struct raft_io *io,
     return n->uv_start(io, msecs, tick, node_recv);
 }
 
+/*
+ * Sending a snapshot. libraft 0.22.1's leader, with a follower's progress
+ * in snapshot mode, keeps sending heartbeats anchored at the snapshot's
+ * index; the follower, which has not installed it yet, rejects them, and
+ * each rejection aborts the snapshot mode and sends the whole snapshot
+ * again (src/progress.c, progressMaybeDecrement). With a large store that
+ * meant a new load of the snapshot file every heartbeat: a 300 MB snapshot
+ * was read ten times at once, filling libuv's thread pool so that the
+ * leader's own log writes waited (a 1.4 s stall seen by clients), and sent
+ * again and again. Two guards, both only dropping messages (which Raft
+ * tolerates):
+ *
+ * - while a snapshot is being loaded, and after it was sent to a follower
+ *   until that follower acknowledges its index (or install_snapshot_timeout
+ *   passes), rejections of the snapshot's index from that follower are
+ *   dropped (node_recv);
+ * - loads run one at a time (libraft cannot be told that a load failed:
+ *   its abort path frees fields it never set), so a repeated request waits
+ *   for the previous load instead of reading the file beside it.
+ */
+static void node_snapshot_got(struct raft_io_snapshot_get *inner,
+                              struct raft_snapshot *snapshot,
+                              int status);
+
+static int start_get(struct node *n, struct raft_io_snapshot_get *req)
+{
+    int rv;
+    n->get_inner.data = n;
+    n->get_req = req;
+    n->get_started = uv_now(n->loop);
+    rv = n->uv_snapshot_get(&n->io, &n->get_inner, node_snapshot_got);
+    if (rv != 0) {
+        n->get_req = NULL;
+    }
+    return rv;
+}
+
+static void node_snapshot_got(struct raft_io_snapshot_get *inner,
+                              struct raft_snapshot *snapshot,
+                              int status)
+{
+    struct node *n = inner->data;
+    struct raft_io_snapshot_get *req = n->get_req;
+
+    n->get_req = NULL;
+    req->cb(req, snapshot, status);
+    /* The next waiting load; a failure to start is reported the way
+     * raft_uv reports a failed load. */
+    while (n->get_req == NULL && n->n_get_dups > 0) {
+        struct raft_io_snapshot_get *next = n->get_dups[0];
+        memmove(n->get_dups, n->get_dups + 1,
+                (n->n_get_dups - 1) * sizeof(*n->get_dups));
+        n->n_get_dups--;
+        if (n->closing || start_get(n, next) != 0) {
+            next->cb(next, NULL, RAFT_CANCELED);
+        }
+    }
+}
+
+static int node_snapshot_get(struct raft_io *io,
+                             struct raft_io_snapshot_get *req,
+                             raft_io_snapshot_get_cb cb)
+{
+    struct node *n = node_of_io(io);
+
+    req->cb = cb;
+    if (n->get_req != NULL) {
+        struct raft_io_snapshot_get **dups =
+            realloc(n->get_dups, (n->n_get_dups + 1) * sizeof(*dups));
+        if (dups == NULL) {
+            return RAFT_NOMEM;
+        }
+        n->get_dups = dups;
+        n->get_dups[n->n_get_dups++] = req;
+        return 0;
+    }
+    return start_get(n, req);
+}
+
+static struct node_install *find_install(struct node *n, uint64_t id)
+{
+    for (unsigned i = 0; i < NODE_MAX_INSTALLS; i++) {
+        if (n->installs[i].id == id) {
+            return &n->installs[i];
+        }
+    }
+    return NULL;
+}
+
+static int node_send(struct raft_io *io,
+                     struct raft_io_send *req,
+                     const struct raft_message *m,
+                     raft_io_send_cb cb)
+{
+    struct node *n = node_of_io(io);
+
+    if (m->type == RAFT_INSTALL_SNAPSHOT) {
+        struct node_install *in = find_install(n, m->server_id);
+        if (in == NULL) {
+            in = find_install(n, 0);
+        }
+        if (in == NULL) {
+            in = &n->installs[0]; /* more followers than slots: reuse */
+        }
+        in->id = m->server_id;
+        in->index = m->install_snapshot.last_index;
+        in->sent = uv_now(n->loop);
+    }
+    return n->uv_send(io, req, m, cb);
+}
+
+/* True if @p m is a rejection that would make the leader send a snapshot
+ * again while one is on its way (see above). */
+static bool snapshot_echo(struct node *n, const struct raft_message *m)
+{
+    const struct raft_append_entries_result *r = &m->append_entries_result;
+    struct node_install *in;
+    uint64_t now = uv_now(n->loop);
+
+    if (m->type != RAFT_APPEND_ENTRIES_RESULT) {
+        return false;
+    }
+    in = find_install(n, m->server_id);
+    if (in != NULL && now - in->sent >= n->opts.install_snapshot_timeout_ms) {
+        in->id = 0;
+        in = NULL;
+    }
+    if (in != NULL && r->rejected == 0 && r->last_log_index >= in->index) {
+        in->id = 0; /* installed */
+        return false;
+    }
+    if (r->rejected == 0) {
+        return false;
+    }
+    if (in != NULL && r->rejected == in->index) {
+        return true;
+    }
+    /* A load in flight is for a follower whose rejection started it. */
+    return n->get_req != NULL &&
+           now - n->get_started < n->opts.install_snapshot_timeout_ms;
+}
+
 /* raft_close closes the io: with a copy in flight, close after it. */
 static void node_io_close(struct raft_io *io, raft_io_close_cb cb)
 {
     struct node *n = node_of_io(io);
+    /* raft_uv cancels its own load; then the waiting ones fail (closing). */
     if (n->snapshot_job != NULL) {
         n->io_close_cb = cb;
         return;
@@ -938,6 +1112,10 @@ int node_create(uv_loop_t *loop,
     n->uv_snapshot_put = n->io.snapshot_put;
     n->uv_close = n->io.close;
     n->uv_start = n->io.start;
+    n->uv_snapshot_get = n->io.snapshot_get;
+    n->io.snapshot_get = node_snapshot_get;
+    n->uv_send = n->io.send;
+    n->io.send = node_send;
     n->io.snapshot_put = node_snapshot_put;
     n->io.close = node_io_close;
     n->io.start = node_io_start;
@@ -1217,6 +1395,7 @@ static void finish_close(struct node *n)
     free(n->address);
     free(n->dir);
     free(n->initial_cluster);
+    free(n->get_dups);
     free(n);
     if (cb != NULL) {
         cb((struct node *)identity, data);
