@@ -1023,8 +1023,11 @@ static void admin_table_done(struct node_propose_req *req,
     reply(call);
 }
 
-/* Record (or with @p remove, drop) the member in the table. */
-static void admin_update_table(struct admin *a, bool remove)
+/* Record (or with @p remove, drop) the member in the table; @p done
+ * runs once the command is applied. */
+static void admin_update_table(struct admin *a,
+                               bool remove,
+                               node_propose_cb done)
 {
     struct service_call *call = a->p.call;
     struct buf req, cmd;
@@ -1049,7 +1052,7 @@ static void admin_update_table(struct admin *a, bool remove)
     }
     a->p.req.propose.data = a;
     rv = node_propose(call->svc->node, &a->p.req.propose, cmd.data, cmd.len,
-                      admin_table_done);
+                      done);
     buf_close(&cmd);
     if (rv != 0) {
         not_leader(call);
@@ -1075,7 +1078,7 @@ static void on_member_added(struct node_change_req *req,
         reply(call);
         return;
     }
-    admin_update_table(a, false);
+    admin_update_table(a, false, admin_table_done);
 }
 
 static struct admin *admin_new(struct service_call *call)
@@ -1251,8 +1254,6 @@ static void m_remove_member(struct service_call *call)
     unsigned n = node_members(call->svc->node, members, SERVICE_MAX_MEMBERS);
     struct mp_doc doc;
     struct admin *a;
-    struct buf req, cmd;
-    msgpack_packer pk;
     uint64_t id;
     bool found = false;
     int rv;
@@ -1279,24 +1280,7 @@ static void m_remove_member(struct service_call *call)
         return;
     }
     a->id = id;
-    buf_init(&req);
-    mp_packer_init(&pk, &req);
-    msgpack_pack_map(&pk, 1);
-    mp_pack_kv_u64(&pk, "Id", id);
-    rv = req.oom ? CAIRN_RESOURCE_EXHAUSTED
-                 : build_command(call, "RemoveMember", req.data, req.len, &cmd);
-    buf_close(&req);
-    if (rv != 0) {
-        fail(call, rv, NULL, "out of memory");
-        return;
-    }
-    a->p.req.propose.data = a;
-    rv = node_propose(call->svc->node, &a->p.req.propose, cmd.data, cmd.len,
-                      on_removed_from_table);
-    buf_close(&cmd);
-    if (rv != 0) {
-        not_leader(call);
-    }
+    admin_update_table(a, true, on_removed_from_table);
 }
 
 static void on_transferred(struct node_change_req *req,
