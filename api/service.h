@@ -21,12 +21,12 @@ struct service;
 
 struct service_options
 {
-    uint64_t id;              /* this node's Raft id */
-    const char *raft_address; /* this node's Raft address */
-    const char *api_address;  /* where clients and peers reach this node;
-                                 registered in the member table so that
-                                 followers can forward to it. NULL: not
-                                 registered (a node nobody forwards to) */
+    uint64_t id;                 /* this node's Raft id */
+    const char *raft_address;    /* this node's Raft address */
+    const char *api_address;     /* where clients and peers reach this node;
+                                    registered in the member table so that
+                                    followers can forward to it. NULL: not
+                                    registered (a node nobody forwards to) */
     unsigned forward_timeout_ms; /* deadline of a forwarded call: 10,000 */
 };
 
