@@ -11,6 +11,7 @@
 #include "node.h"
 #include "peer.h"
 #include "query.h"
+#include "secure.h"
 #include "sm.h"
 #include "store.h"
 
@@ -47,6 +48,10 @@ struct service
     struct cairn_queue ri_boarded; /* pending, on the request in flight */
     struct peer_call ri_call;
     bool ri_busy;
+    /* SecureString: root keys and the keyring view; NULL if no root key. */
+    struct secure *secure;
+    struct service_call default_key_call; /* creating the default key */
+    bool creating_default_key;
     bool closing;
     int closes;
     void (*close_cb)(void *data);
@@ -67,13 +72,14 @@ struct pending
     struct service_call *call;
     struct cairn_queue link; /* in ri_riders / ri_boarded */
     uint64_t index;          /* Cairn.ReadIndex: applied at arrival */
+    void (*then)(struct service_call *call); /* after a read index */
 };
 
 /* READ and WRITE are the Parameter Store's methods; LOCAL ones answer from
  * this node; LEADER ones need the leader and are never forwarded (they are
  * what forwarding uses); ADMIN ones are forwarded to the leader as they
- * came. */
-enum kind { READ, WRITE, LOCAL, LEADER, ADMIN };
+ * came; KMS ones build their command here (new key material). */
+enum kind { READ, WRITE, LOCAL, LEADER, ADMIN, KMS };
 
 struct method
 {
@@ -81,6 +87,7 @@ struct method
     enum kind kind;
     bool paged;
     void (*fn)(struct service_call *call);
+    const char *op; /* query or state machine op; NULL: the method's name */
 };
 
 static void m_propose(struct service_call *call);
@@ -90,32 +97,50 @@ static void m_members(struct service_call *call);
 static void m_add_member(struct service_call *call);
 static void m_remove_member(struct service_call *call);
 static void m_transfer(struct service_call *call);
+static void m_kms_create_key(struct service_call *call);
+static void m_kms_rotate_key(struct service_call *call);
+static void m_kms_rotate_root(struct service_call *call);
 
 static const struct method methods[] = {
-    {"GetParameter", READ, false, NULL},
-    {"GetParameters", READ, false, NULL},
-    {"GetParametersByPath", READ, true, NULL},
-    {"GetParameterHistory", READ, true, NULL},
-    {"DescribeParameters", READ, true, NULL},
-    {"ListTagsForResource", READ, false, NULL},
-    {"GetServiceSetting", READ, false, NULL},
-    {"GetChanges", READ, false, NULL},
-    {"PutParameter", WRITE, false, NULL},
-    {"DeleteParameter", WRITE, false, NULL},
-    {"DeleteParameters", WRITE, false, NULL},
-    {"LabelParameterVersion", WRITE, false, NULL},
-    {"UnlabelParameterVersion", WRITE, false, NULL},
-    {"AddTagsToResource", WRITE, false, NULL},
-    {"RemoveTagsFromResource", WRITE, false, NULL},
-    {"UpdateServiceSetting", WRITE, false, NULL},
-    {"ResetServiceSetting", WRITE, false, NULL},
-    {"Cairn.Propose", LEADER, false, m_propose},
-    {"Cairn.ReadIndex", LEADER, false, m_read_index},
-    {"Cairn.NodeStatus", LOCAL, false, m_node_status},
-    {"Cairn.Members", LOCAL, false, m_members},
-    {"Cairn.AddMember", ADMIN, false, m_add_member},
-    {"Cairn.RemoveMember", ADMIN, false, m_remove_member},
-    {"Cairn.TransferLeadership", ADMIN, false, m_transfer},
+    {"GetParameter", READ, false, NULL, NULL},
+    {"GetParameters", READ, false, NULL, NULL},
+    {"GetParametersByPath", READ, true, NULL, NULL},
+    {"GetParameterHistory", READ, true, NULL, NULL},
+    {"DescribeParameters", READ, true, NULL, NULL},
+    {"ListTagsForResource", READ, false, NULL, NULL},
+    {"GetServiceSetting", READ, false, NULL, NULL},
+    {"GetChanges", READ, false, NULL, NULL},
+    {"PutParameter", WRITE, false, NULL, NULL},
+    {"DeleteParameter", WRITE, false, NULL, NULL},
+    {"DeleteParameters", WRITE, false, NULL, NULL},
+    {"LabelParameterVersion", WRITE, false, NULL, NULL},
+    {"UnlabelParameterVersion", WRITE, false, NULL, NULL},
+    {"AddTagsToResource", WRITE, false, NULL, NULL},
+    {"RemoveTagsFromResource", WRITE, false, NULL, NULL},
+    {"UpdateServiceSetting", WRITE, false, NULL, NULL},
+    {"ResetServiceSetting", WRITE, false, NULL, NULL},
+    {"Cairn.Propose", LEADER, false, m_propose, NULL},
+    {"Cairn.ReadIndex", LEADER, false, m_read_index, NULL},
+    {"Cairn.NodeStatus", LOCAL, false, m_node_status, NULL},
+    {"Cairn.Members", LOCAL, false, m_members, NULL},
+    {"Cairn.AddMember", ADMIN, false, m_add_member, NULL},
+    {"Cairn.RemoveMember", ADMIN, false, m_remove_member, NULL},
+    {"Cairn.TransferLeadership", ADMIN, false, m_transfer, NULL},
+    {"Kms.ListKeys", READ, false, NULL, "ListKeys"},
+    {"Kms.DescribeKey", READ, false, NULL, "DescribeKey"},
+    {"Kms.ListAliases", READ, false, NULL, "ListAliases"},
+    {"Kms.CreateKey", KMS, false, m_kms_create_key, "CreateKey"},
+    {"Kms.RotateKey", KMS, false, m_kms_rotate_key, "RotateKey"},
+    {"Kms.RotateRootKey", KMS, false, m_kms_rotate_root, "RewrapKeyring"},
+    {"Kms.CreateAlias", WRITE, false, NULL, "CreateAlias"},
+    {"Kms.UpdateAlias", WRITE, false, NULL, "UpdateAlias"},
+    {"Kms.DeleteAlias", WRITE, false, NULL, "DeleteAlias"},
+    {"Kms.EnableKey", WRITE, false, NULL, "EnableKey"},
+    {"Kms.DisableKey", WRITE, false, NULL, "DisableKey"},
+    {"Kms.EnableKeyRotation", WRITE, false, NULL, "EnableKeyRotation"},
+    {"Kms.DisableKeyRotation", WRITE, false, NULL, "DisableKeyRotation"},
+    {"Kms.ScheduleKeyDeletion", WRITE, false, NULL, "ScheduleKeyDeletion"},
+    {"Kms.CancelKeyDeletion", WRITE, false, NULL, "CancelKeyDeletion"},
 };
 
 static const struct method *find_method(const char *name, size_t len)
@@ -180,8 +205,22 @@ int service_create(uv_loop_t *loop,
              "arn:%s:iam::%s:root", so->arn.partition, so->arn.account);
     cairn_queue_init(&svc->ri_riders);
     cairn_queue_init(&svc->ri_boarded);
+    if (o->root_key != NULL) {
+        rv = secure_create(store, o->root_key, o->previous_root_key,
+                           &svc->secure, err);
+        if (rv == 0) {
+            /* A wrong root key is a start-up error, never silent damage. */
+            rv = secure_check_store(svc->secure, err);
+        }
+        if (rv != 0) {
+            secure_destroy(svc->secure);
+            free(svc);
+            return rv;
+        }
+    }
     rv = peer_pool_create(loop, &svc->peers, err);
     if (rv != 0) {
+        secure_destroy(svc->secure);
         free(svc);
         return rv;
     }
@@ -231,6 +270,9 @@ void service_close(struct service *svc, void (*cb)(void *data), void *data)
 
 void service_destroy(struct service *svc)
 {
+    if (svc != NULL) {
+        secure_destroy(svc->secure);
+    }
     free(svc);
 }
 
@@ -256,9 +298,16 @@ static void finish(struct service_call *call,
         free(call->pending);
         call->pending = NULL;
     }
-    buf_close(&call->req);
+    bool wipe = call->wipe;
+
+    call->wipe = false;
+    env_wipe_buf(&call->req);
     cb(call, status, body, len);
-    buf_close(&resp);
+    if (wipe) {
+        env_wipe_buf(&resp);
+    } else {
+        buf_close(&resp);
+    }
 }
 
 static void fail(struct service_call *call,
@@ -460,15 +509,42 @@ static void not_leader(struct service_call *call)
 
 /* ---- reads ---------------------------------------------------------- */
 
+/* True if the read request asks for decrypted values. */
+static bool wants_decryption(struct service_call *call)
+{
+    struct mp_doc d;
+    bool with = false;
+    if (mp_doc_parse(&d, call->req.data, call->req.len, NULL) == 0) {
+        mp_get_bool(&d.root, "WithDecryption", &with, NULL);
+        mp_doc_close(&d);
+    }
+    return with;
+}
+
 static void run_read(struct service_call *call)
 {
+    struct buf plain;
     int rv;
+
     buf_reset(&call->resp);
-    rv = query_run(call->svc->store, call->method, call->req.data,
-                   call->req.len, &call->resp, &call->err);
+    rv = query_run(call->svc->store, call->op, call->req.data, call->req.len,
+                   &call->resp, &call->err);
     if (rv != 0) {
         finish(call, rv, NULL, 0);
         return;
+    }
+    if (call->svc->secure != NULL && wants_decryption(call)) {
+        buf_init(&plain);
+        call->wipe = true;
+        rv = secure_open_response(call->svc->secure, call->resp.data,
+                                  call->resp.len, &plain, &call->err);
+        if (rv != 0) {
+            env_wipe_buf(&plain);
+            finish(call, rv, NULL, 0);
+            return;
+        }
+        buf_close(&call->resp);
+        call->resp = plain;
     }
     finish(call, 0, call->resp.data, call->resp.len);
 }
@@ -493,6 +569,14 @@ static void on_read_applied(struct node_wait_req *req, int status)
     if (status != 0) {
         fail(call, status, "ServiceUnavailable",
              "this node stopped before it caught up; retry");
+        return;
+    }
+    if (p->then != NULL) {
+        void (*then)(struct service_call *) = p->then;
+        /* The next step may wait again: release this wait first. */
+        free(call->pending);
+        call->pending = NULL;
+        then(call);
         return;
     }
     run_read(call);
@@ -616,6 +700,20 @@ static void start_read(struct service_call *call)
     flush_read_index(svc);
 }
 
+/* On a follower: run @p then once this node has applied the leader's read
+ * index, i.e. once it has seen every write acknowledged so far. */
+static void read_index_then(struct service_call *call,
+                            void (*then)(struct service_call *call))
+{
+    struct pending *p = pending_new(call);
+    if (p == NULL) {
+        return;
+    }
+    p->then = then;
+    cairn_queue_push(&call->svc->ri_riders, &p->link);
+    flush_read_index(call->svc);
+}
+
 /* ---- writes --------------------------------------------------------- */
 
 static int64_t now_ms(void)
@@ -625,61 +723,126 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Checks that need no state, so that requests bound to fail never enter
- * the log. The state machine checks everything again. */
-static int validate_write(struct service_call *call, const msgpack_object *req)
+/* What a PutParameter of a SecureString needs: its canonical name and the
+ * key to seal with (NULL: the default key). */
+struct secure_put
 {
-    struct mp_str name, type;
-    struct names_name nm;
+    bool secure;
+    struct names_name name;
+    char key_id[257];
+    bool has_key_id;
+};
 
-    if (strcmp(call->method, "PutParameter") != 0) {
+/* The stored type and KeyId of parameter @p name in the local store, for
+ * an overwrite that leaves them out. */
+static void stored_type(struct service_call *call,
+                        struct mp_str name,
+                        bool *secure,
+                        struct secure_put *sp)
+{
+    struct buf q, resp;
+    msgpack_packer pk;
+    struct cairn_error e;
+    struct mp_doc d;
+    const msgpack_object_array *params = NULL;
+
+    buf_init(&q);
+    buf_init(&resp);
+    mp_packer_init(&pk, &q);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "ParameterFilters");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    mp_pack_kv_cstr(&pk, "Key", "Name");
+    mp_pack_kv_cstr(&pk, "Option", "Equals");
+    mp_pack_cstr(&pk, "Values");
+    msgpack_pack_array(&pk, 1);
+    mp_pack_str(&pk, name.p, name.n);
+    if (!q.oom &&
+        query_run(call->svc->store, "DescribeParameters", q.data, q.len, &resp,
+                  &e) == 0 &&
+        mp_doc_parse(&d, resp.data, resp.len, NULL) == 0) {
+        if (mp_get_array(&d.root, "Parameters", &params, NULL) == 1 &&
+            params->size > 0) {
+            struct mp_str t, k;
+            if (mp_get_str(&params->ptr[0], "Type", &t, NULL) == 1 &&
+                mp_str_eqn(t, "SecureString")) {
+                *secure = true;
+                if (mp_get_str(&params->ptr[0], "KeyId", &k, NULL) == 1 &&
+                    k.n < sizeof(sp->key_id)) {
+                    memcpy(sp->key_id, k.p, k.n);
+                    sp->key_id[k.n] = '\0';
+                    sp->has_key_id = true;
+                }
+            }
+        }
+        mp_doc_close(&d);
+    }
+    buf_close(&q);
+    buf_close(&resp);
+}
+
+/* Checks that need no state, so that requests bound to fail never enter
+ * the log (the state machine checks everything again), and what sealing a
+ * SecureString needs. */
+static int validate_write(struct service_call *call,
+                          const msgpack_object *req,
+                          struct secure_put *sp)
+{
+    struct mp_str name, type, key_id;
+    bool secure = false;
+    int r;
+
+    memset(sp, 0, sizeof(*sp));
+    if (strcmp(call->op, "PutParameter") != 0) {
         return 0;
     }
     if (mp_get_str(req, "Name", &name, &call->err) < 0 ||
         mp_get_str(req, "Type", &type, &call->err) < 0) {
         return call->err.code;
     }
-    if (name.p != NULL &&
-        names_check_write(name.p, name.n, &nm, &call->err) != 0) {
+    r = mp_get_str(req, "KeyId", &key_id, &call->err);
+    if (r < 0) {
         return call->err.code;
     }
-    if (name.p != NULL && type.p == NULL) {
-        /* An overwrite without Type keeps the stored type: look it up in
-         * the local store so that a SecureString is never overwritten with
-         * plaintext. */
-        struct buf q, resp;
-        msgpack_packer pk;
-        struct cairn_error e;
-        buf_init(&q);
-        buf_init(&resp);
-        mp_packer_init(&pk, &q);
-        msgpack_pack_map(&pk, 1);
-        mp_pack_kv_str(&pk, "Name", name.p, name.n);
-        if (!q.oom && query_run(call->svc->store, "GetParameter", q.data, q.len,
-                                &resp, &e) == 0) {
-            struct mp_doc d;
-            struct mp_str t;
-            if (mp_doc_parse(&d, resp.data, resp.len, NULL) == 0) {
-                const msgpack_object *param = mp_map_get(&d.root, "Parameter");
-                if (mp_get_str(param, "Type", &t, NULL) == 1 &&
-                    mp_str_eqn(t, "SecureString")) {
-                    type.p = "SecureString";
-                    type.n = strlen(type.p);
-                }
-                mp_doc_close(&d);
-            }
-        }
-        buf_close(&q);
-        buf_close(&resp);
+    if (name.p == NULL) {
+        return 0; /* the state machine names what is missing */
     }
-    if (mp_str_eqn(type, "SecureString")) {
-        /* Envelope encryption (a keyring of master keys) is not built
-         * yet; plaintext must never reach the log, so refuse. */
+    if (names_check_write(name.p, name.n, &sp->name, &call->err) != 0) {
+        return call->err.code;
+    }
+    if (type.p != NULL) {
+        secure = mp_str_eqn(type, "SecureString");
+    } else {
+        /* An overwrite without Type keeps the stored type: a SecureString
+         * is never overwritten with plaintext. */
+        stored_type(call, name, &secure, sp);
+    }
+    if (r == 1 && secure) {
+        if (key_id.n == 0 || key_id.n >= sizeof(sp->key_id)) {
+            return cairn_error_set(&call->err, CAIRN_INVALID_ARGUMENT,
+                                   "InvalidKeyId",
+                                   "KeyId must have 1 to %zu "
+                                   "characters.",
+                                   sizeof(sp->key_id) - 1);
+        }
+        memcpy(sp->key_id, key_id.p, key_id.n);
+        sp->key_id[key_id.n] = '\0';
+        sp->has_key_id = true;
+    }
+    if (secure && !sp->has_key_id && type.p != NULL) {
+        /* An overwrite without KeyId keeps the stored key. */
+        bool stored_secure = false;
+        stored_type(call, name, &stored_secure, sp);
+    }
+    if (secure && call->svc->secure == NULL) {
+        /* Plaintext must never reach the log. */
         return cairn_error_set(&call->err, CAIRN_UNIMPLEMENTED,
                                "UnsupportedParameterType",
-                               "SecureString parameters need the keyring, "
-                               "which this server does not have yet.");
+                               "SecureString parameters need a root key, "
+                               "which this server was not given.");
     }
+    sp->secure = secure;
     return 0;
 }
 
@@ -783,10 +946,15 @@ static int build_command(struct service_call *call,
     return 0;
 }
 
+static void ensure_default_key(struct service *svc);
+
 static void start_write(struct service_call *call)
 {
     struct mp_doc doc;
-    struct buf cmd;
+    struct secure_put sp;
+    struct buf cmd, sealed;
+    const void *req = call->req.data;
+    size_t req_len = call->req.len;
     int rv;
 
     rv = mp_doc_parse_map(&doc, call->req.data, call->req.len, &call->err);
@@ -794,14 +962,49 @@ static void start_write(struct service_call *call)
         finish(call, rv, NULL, 0);
         return;
     }
-    rv = validate_write(call, &doc.root);
+    rv = validate_write(call, &doc.root, &sp);
+    buf_init(&sealed);
+    if (rv == 0 && sp.secure) {
+        /* Sealed here, by the node that received the value: only the blob
+         * enters the command, the log and the store. */
+        struct mp_str canonical = {sp.name.canonical, sp.name.canonical_len};
+        rv = secure_seal_put(call->svc->secure, &doc.root, canonical,
+                             sp.has_key_id ? sp.key_id : NULL, &sealed,
+                             &call->err);
+        call->wipe = true;
+    }
     mp_doc_close(&doc);
+    if (rv == CAIRN_NOT_FOUND) {
+        struct service *svc = call->svc;
+        env_wipe_buf(&sealed);
+        if (!call->retried && !node_is_leader(svc->node)) {
+            /* The key may be newer than this follower's copy. */
+            call->retried = true;
+            read_index_then(call, start_write);
+            return;
+        }
+        if (!sp.has_key_id) {
+            ensure_default_key(svc);
+            fail(call, CAIRN_UNAVAILABLE, "ServiceUnavailable",
+                 "the default key (alias/aws/ssm) is being created; retry");
+            return;
+        }
+        fail(call, CAIRN_INVALID_ARGUMENT, "InvalidKeyId",
+             "The key %s does not exist.", sp.key_id);
+        return;
+    }
     if (rv != 0) {
+        env_wipe_buf(&sealed);
         finish(call, rv, NULL, 0);
         return;
     }
-    if (build_command(call, call->method, call->req.data, call->req.len,
-                      &cmd) != 0) {
+    if (sp.secure) {
+        req = sealed.data;
+        req_len = sealed.len;
+    }
+    rv = build_command(call, call->op, req, req_len, &cmd);
+    env_wipe_buf(&sealed);
+    if (rv != 0) {
         fail(call, CAIRN_RESOURCE_EXHAUSTED, NULL, "out of memory");
         return;
     }
@@ -1338,6 +1541,227 @@ static void m_transfer(struct service_call *call)
     }
 }
 
+/* ---- the keyring ------------------------------------------------------ */
+
+/* Build command @p op from the request map in @p req and replicate it. */
+static void submit_op(struct service_call *call,
+                      const char *op,
+                      struct buf *req)
+{
+    struct buf cmd;
+    int rv = req->oom ? CAIRN_RESOURCE_EXHAUSTED
+                      : build_command(call, op, req->data, req->len, &cmd);
+    buf_close(req);
+    if (rv != 0) {
+        fail(call, CAIRN_RESOURCE_EXHAUSTED, NULL, "out of memory");
+        return;
+    }
+    submit(call, cmd.data, cmd.len);
+    buf_close(&cmd);
+}
+
+/* Pack a new key's fields: KeyId, version 1 material, root key. */
+static int pack_new_key(struct service *svc,
+                        msgpack_packer *pk,
+                        char id[37],
+                        struct cairn_error *err)
+{
+    uint8_t wrapped[ENV_WRAPPED_LEN];
+    int rv = secure_new_key_id(id, err);
+    if (rv == 0) {
+        rv = secure_new_material(svc->secure, id, 1, wrapped, err);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    mp_pack_kv_cstr(pk, "KeyId", id);
+    mp_pack_cstr(pk, "Material");
+    mp_pack_bin(pk, wrapped, sizeof(wrapped));
+    mp_pack_kv_cstr(pk, "RootKey", secure_root_fingerprint(svc->secure));
+    return 0;
+}
+
+/* Kms.CreateKey {Description?}: the material is made and wrapped here. */
+static void m_kms_create_key(struct service_call *call)
+{
+    struct mp_doc doc;
+    struct mp_str desc = {NULL, 0};
+    struct buf req;
+    msgpack_packer pk;
+    char id[37];
+    int rv;
+
+    if (!parse_body(call, &doc)) {
+        return;
+    }
+    if (mp_get_str(&doc.root, "Description", &desc, &call->err) < 0) {
+        mp_doc_close(&doc);
+        finish(call, call->err.code, NULL, 0);
+        return;
+    }
+    buf_init(&req);
+    mp_packer_init(&pk, &req);
+    msgpack_pack_map(&pk, desc.p != NULL ? 4 : 3);
+    rv = pack_new_key(call->svc, &pk, id, &call->err);
+    if (desc.p != NULL) {
+        mp_pack_kv_str(&pk, "Description", desc.p, desc.n);
+    }
+    mp_doc_close(&doc);
+    if (rv != 0) {
+        buf_close(&req);
+        finish(call, rv, NULL, 0);
+        return;
+    }
+    submit_op(call, "CreateKey", &req);
+}
+
+/* Kms.RotateKey {KeyId}: new material for the next version, which the
+ * state machine accepts only if it is still the next one. */
+static void m_kms_rotate_key(struct service_call *call)
+{
+    struct mp_doc doc, km;
+    struct mp_str kid;
+    struct buf q, resp, req;
+    msgpack_packer pk;
+    uint64_t current = 0;
+    struct mp_str canon;
+    char id[65];
+    uint8_t wrapped[ENV_WRAPPED_LEN];
+    int rv;
+
+    if (!parse_body(call, &doc)) {
+        return;
+    }
+    rv = mp_get_str(&doc.root, "KeyId", &kid, &call->err);
+    if (rv != 1) {
+        mp_doc_close(&doc);
+        fail(call, CAIRN_INVALID_ARGUMENT, "ValidationException",
+             "KeyId is required.");
+        return;
+    }
+    buf_init(&q);
+    buf_init(&resp);
+    mp_packer_init(&pk, &q);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_kv_str(&pk, "KeyId", kid.p, kid.n);
+    mp_doc_close(&doc);
+    rv = q.oom ? CAIRN_RESOURCE_EXHAUSTED
+               : query_run(call->svc->store, "GetKeyMaterial", q.data, q.len,
+                           &resp, &call->err);
+    buf_close(&q);
+    if (rv == 0) {
+        rv = mp_doc_parse(&km, resp.data, resp.len, &call->err);
+    }
+    if (rv != 0) {
+        buf_close(&resp);
+        if (rv == CAIRN_NOT_FOUND && !call->retried &&
+            !node_is_leader(call->svc->node)) {
+            call->retried = true;
+            read_index_then(call, m_kms_rotate_key);
+            return;
+        }
+        finish(call, rv, NULL, 0);
+        return;
+    }
+    if (mp_get_str(&km.root, "KeyId", &canon, NULL) != 1 || canon.n == 0 ||
+        canon.n >= sizeof(id) ||
+        mp_get_u64(&km.root, "CurrentVersion", &current, NULL) != 1) {
+        mp_doc_close(&km);
+        buf_close(&resp);
+        fail(call, CAIRN_INTERNAL, "InternalServerError",
+             "the keyring entry is malformed");
+        return;
+    }
+    memcpy(id, canon.p, canon.n);
+    id[canon.n] = '\0';
+    mp_doc_close(&km);
+    buf_close(&resp);
+    rv = secure_new_material(call->svc->secure, id, (uint32_t)current + 1,
+                             wrapped, &call->err);
+    if (rv != 0) {
+        finish(call, rv, NULL, 0);
+        return;
+    }
+    buf_init(&req);
+    mp_packer_init(&pk, &req);
+    msgpack_pack_map(&pk, 4);
+    mp_pack_kv_cstr(&pk, "KeyId", id);
+    mp_pack_kv_u64(&pk, "Version", current + 1);
+    mp_pack_cstr(&pk, "Material");
+    mp_pack_bin(&pk, wrapped, sizeof(wrapped));
+    mp_pack_kv_cstr(&pk, "RootKey", secure_root_fingerprint(call->svc->secure));
+    submit_op(call, "RotateKey", &req);
+}
+
+/* Kms.RotateRootKey: every key version re-wrapped by this node's root key,
+ * unwrapped with whichever root key (current or previous) wrapped it. */
+static void m_kms_rotate_root(struct service_call *call)
+{
+    struct buf req;
+    int rv;
+
+    buf_init(&req);
+    rv = secure_rewrap_request(call->svc->secure, &req, &call->err);
+    if (rv != 0) {
+        buf_close(&req);
+        finish(call, rv, NULL, 0);
+        return;
+    }
+    submit_op(call, "RewrapKeyring", &req);
+}
+
+static void on_default_key(struct service_call *call,
+                           int status,
+                           const void *body,
+                           size_t len)
+{
+    struct service *svc = call->data;
+    (void)body;
+    (void)len;
+    svc->creating_default_key = false;
+    if (status != 0) {
+        log_warn("service: creating the default key: %s", call->err.msg);
+    } else {
+        log_info("service: the default key (alias/aws/ssm) exists");
+    }
+}
+
+/* The default key answers to alias/aws/ssm; the leader creates it (the
+ * state machine keeps the first, so a race between leaders is harmless). */
+static void ensure_default_key(struct service *svc)
+{
+    struct service_call *call = &svc->default_key_call;
+    struct buf req;
+    msgpack_packer pk;
+    char id[37];
+
+    if (svc->secure == NULL || svc->closing || svc->creating_default_key ||
+        !node_is_leader(svc->node) || secure_has_default_key(svc->secure)) {
+        return;
+    }
+    memset(call, 0, sizeof(*call));
+    call->svc = svc;
+    call->data = svc;
+    call->cb = on_default_key;
+    call->op = "CreateKey";
+    buf_init(&call->req);
+    buf_init(&call->resp);
+    snprintf(call->method, sizeof(call->method), "CreateKey");
+    buf_init(&req);
+    mp_packer_init(&pk, &req);
+    msgpack_pack_map(&pk, 5);
+    if (pack_new_key(svc, &pk, id, &call->err) != 0) {
+        buf_close(&req);
+        log_warn("service: no material for the default key: %s", call->err.msg);
+        return;
+    }
+    mp_pack_kv_bool(&pk, "Default", true);
+    mp_pack_kv_cstr(&pk, "Description",
+                    "Default key for SecureString parameters");
+    svc->creating_default_key = true;
+    submit_op(call, "CreateKey", &req);
+}
+
 /* ---- self-registration ---------------------------------------------- */
 
 static void on_registered(struct service_call *call,
@@ -1368,6 +1792,7 @@ static void on_tick(uv_timer_t *t)
     const char *addr;
     const char *have;
 
+    ensure_default_key(svc);
     if (svc->closing || svc->registering || svc->api_address[0] == '\0') {
         return;
     }
@@ -1387,6 +1812,7 @@ static void on_tick(uv_timer_t *t)
     buf_init(&call->req);
     buf_init(&call->resp);
     snprintf(call->method, sizeof(call->method), "SetMember");
+    call->op = "SetMember";
     buf_init(&req);
     mp_packer_init(&pk, &req);
     msgpack_pack_map(&pk, 3);
@@ -1431,6 +1857,9 @@ void service_call(struct service *svc,
         return;
     }
     snprintf(call->method, sizeof(call->method), "%s", m->name);
+    call->op = m->op != NULL ? m->op : m->name;
+    call->wipe = false;
+    call->retried = false;
     if (meta != NULL) {
         call->meta.stale = meta->stale;
         call->meta.seq = meta->seq;
@@ -1460,6 +1889,14 @@ void service_call(struct service *svc,
         case LEADER:
             if (!node_is_leader(svc->node)) {
                 not_leader(call);
+            } else {
+                m->fn(call);
+            }
+            break;
+        case KMS:
+            if (svc->secure == NULL) {
+                fail(call, CAIRN_UNIMPLEMENTED, "UnsupportedOperation",
+                     "this server was not given a root key");
             } else {
                 m->fn(call);
             }

@@ -17,6 +17,7 @@
 
 struct node;
 struct store;
+struct env_root_key;
 struct service;
 
 struct service_options
@@ -28,6 +29,10 @@ struct service_options
                                     followers can forward to it. NULL: not
                                     registered (a node nobody forwards to) */
     unsigned forward_timeout_ms; /* deadline of a forwarded call: 10,000 */
+    /* Root keys for SecureString (docs/encryption.md); NULL: SecureString
+     * is refused. The previous one during a root key rotation. Copied. */
+    const struct env_root_key *root_key;
+    const struct env_root_key *previous_root_key;
 };
 
 void service_options_default(struct service_options *o);
@@ -80,6 +85,9 @@ struct service_call
     struct service *svc;
     service_cb cb;
     char method[64];
+    const char *op;  /* the query or state machine op it runs */
+    bool wipe;       /* the response holds plaintext: cleanse it */
+    bool retried;    /* a key lookup waited for a read index already */
     struct buf req;  /* copy of the request body */
     struct buf resp; /* response body being built */
     struct service_meta meta;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "keyring.h"
 #include "keys.h"
 #include "names.h"
 #include "store_int.h"
@@ -1766,6 +1767,274 @@ static int q_members(struct q *q)
     return 0;
 }
 
+/* ---- keyring -------------------------------------------------------- */
+
+/*
+ * Reads of the keyring (docs/encryption.md). A read has no command time,
+ * so a key past its DeletionDate that no keyring command has deleted yet
+ * is still listed, in state PendingDeletion.
+ */
+
+/* The key that @p ref names in any KeyId form, decoded in place from the
+ * read transaction's memory. NotFoundException when there is none. */
+static int load_key(struct q *q, struct mp_str ref, struct keyring_key *k)
+{
+    char id[KEYRING_ID_MAX + 1];
+    uint8_t key[KEYRING_META_KEY_MAX];
+    MDB_val kv, v;
+    bool found = false;
+    int shown = (int)(ref.n > KEYRING_ALIAS_MAX ? KEYRING_ALIAS_MAX : ref.n);
+    int rc =
+        keyring_resolve(q->txn, q->s->meta, &q->s->opts.arn, ref, id, &found);
+
+    if (rc != 0) {
+        return mdb_err(q, rc, "resolve key");
+    }
+    if (found) {
+        kv.mv_data = key;
+        kv.mv_size = keyring_meta_key(META_KMS_KEY,
+                                      (struct mp_str){id, strlen(id)}, key);
+        rc = mdb_get(q->txn, q->s->meta, &kv, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return mdb_err(q, rc, "key");
+        }
+        found = rc == 0;
+    }
+    if (!found) {
+        if (keyring_ref_is_alias(ref)) {
+            return cairn_error_set(q->err, CAIRN_NOT_FOUND, "NotFoundException",
+                                   "Alias %.*s is not found.", shown, ref.p);
+        }
+        return cairn_error_set(q->err, CAIRN_NOT_FOUND, "NotFoundException",
+                               "Key '%.*s' does not exist", shown, ref.p);
+    }
+    if (keyring_key_decode(v.mv_data, v.mv_size, k) != 0) {
+        return cairn_error_set(q->err, CAIRN_DATA_LOSS, "InternalServerError",
+                               "malformed keyring record of key %s", id);
+    }
+    return 0;
+}
+
+/* The request's KeyId (required, any form) and its key. */
+static int req_key(struct q *q, struct keyring_key *k)
+{
+    struct mp_str ref;
+    int rv = required_str(q, "KeyId", "keyId", &ref);
+    if (rv != 0) {
+        return rv;
+    }
+    if (ref.n == 0 || ref.n > 2048) {
+        return validation(q,
+                          "1 validation error detected: Value at 'keyId' "
+                          "failed to satisfy constraint: Member must have "
+                          "length between 1 and 2048");
+    }
+    return load_key(q, ref, k);
+}
+
+/* Visit every record under meta prefix @p prefix in key order, packing
+ * what @p fn packs into a side buffer; then {@p list: [...],
+ * "Truncated": false}. The keyring is small: no paging. */
+static int list_prefix(struct q *q,
+                       const char *prefix,
+                       const char *list,
+                       int (*fn)(struct q *q,
+                                 msgpack_packer *pk,
+                                 MDB_val *k,
+                                 MDB_val *v,
+                                 const void *arg),
+                       const void *arg)
+{
+    const size_t pn = strlen(prefix);
+    MDB_cursor *cur;
+    MDB_val k = {pn, (void *)prefix};
+    MDB_val v;
+    struct listing l;
+    int rv = 0;
+    int rc = mdb_cursor_open(q->txn, q->s->meta, &cur);
+
+    if (rc != 0) {
+        return mdb_err(q, rc, "keyring");
+    }
+    buf_init(&l.items);
+    mp_packer_init(&l.pk, &l.items);
+    l.count = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && rv >= 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= pn || memcmp(k.mv_data, prefix, pn) != 0) {
+            break;
+        }
+        rv = fn(q, &l.pk, &k, &v, arg);
+        if (rv > 0) {
+            l.count++;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rv < 0) {
+        rv = q->err->code;
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        rv = mdb_err(q, rc, "keyring");
+    } else {
+        rv = 0;
+        msgpack_pack_map(&q->pk, 2);
+        mp_pack_cstr(&q->pk, list);
+        msgpack_pack_array(&q->pk, l.count);
+        buf_append(q->out, l.items.data, l.items.len);
+        mp_pack_kv_bool(&q->pk, "Truncated", false);
+        if (l.items.oom) {
+            q->out->oom = 1;
+        }
+    }
+    buf_close(&l.items);
+    return rv;
+}
+
+/* Returns 1 (packed one), 0 (skipped) or -1 (error in q->err). */
+static int list_key(struct q *q,
+                    msgpack_packer *pk,
+                    MDB_val *k,
+                    MDB_val *v,
+                    const void *arg)
+{
+    struct mp_str id = {(const char *)k->mv_data + strlen(META_KMS_KEY),
+                        k->mv_size - strlen(META_KMS_KEY)};
+    (void)v;
+    (void)arg;
+    msgpack_pack_map(pk, 2);
+    mp_pack_kv_str(pk, "KeyId", id.p, id.n);
+    mp_pack_cstr(pk, "KeyArn");
+    keyring_pack_key_arn(pk, &q->s->opts.arn, id);
+    return 1;
+}
+
+/* ListKeys {} -> {Keys: [{KeyId, KeyArn}], Truncated}, in key id order. */
+static int q_list_keys(struct q *q)
+{
+    return list_prefix(q, META_KMS_KEY, "Keys", list_key, NULL);
+}
+
+/* DescribeKey {KeyId} -> {KeyMetadata}. */
+static int q_describe_key(struct q *q)
+{
+    struct keyring_key *k = malloc(sizeof(*k));
+    int rv;
+
+    if (k == NULL) {
+        return cairn_error_set(q->err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    rv = req_key(q, k);
+    if (rv == 0) {
+        msgpack_pack_map(&q->pk, 1);
+        mp_pack_cstr(&q->pk, "KeyMetadata");
+        keyring_pack_metadata(&q->pk, &q->s->opts.arn, k);
+    }
+    free(k);
+    return rv;
+}
+
+static int list_alias(struct q *q,
+                      msgpack_packer *pk,
+                      MDB_val *k,
+                      MDB_val *v,
+                      const void *arg)
+{
+    const struct mp_str *only = arg;
+    struct mp_str name = {(const char *)k->mv_data + strlen(META_KMS_ALIAS),
+                          k->mv_size - strlen(META_KMS_ALIAS)};
+    struct keyring_alias a;
+
+    if (keyring_alias_decode(v->mv_data, v->mv_size, &a) != 0) {
+        cairn_error_set(q->err, CAIRN_DATA_LOSS, "InternalServerError",
+                        "malformed keyring record of alias %.*s", (int)name.n,
+                        name.p);
+        return -1;
+    }
+    if (only != NULL && !str_eq(*only, a.target)) {
+        return 0;
+    }
+    msgpack_pack_map(pk, 5);
+    mp_pack_kv_str(pk, "AliasName", name.p, name.n);
+    mp_pack_cstr(pk, "AliasArn");
+    keyring_pack_alias_arn(pk, &q->s->opts.arn, name);
+    mp_pack_kv_str(pk, "TargetKeyId", a.target.p, a.target.n);
+    keyring_pack_time(pk, "CreationDate", a.created);
+    keyring_pack_time(pk, "LastUpdatedDate", a.updated);
+    return 1;
+}
+
+/* ListAliases {KeyId?} -> {Aliases: [{AliasName, AliasArn, TargetKeyId,
+ * CreationDate, LastUpdatedDate}], Truncated}, in name order; with KeyId
+ * (any form) only that key's. */
+static int q_list_aliases(struct q *q)
+{
+    struct mp_str ref;
+    struct keyring_key *k;
+    int r = mp_get_str(q->req, "KeyId", &ref, q->err);
+    int rv;
+
+    if (r < 0) {
+        return q->err->code;
+    }
+    if (r == 0) {
+        return list_prefix(q, META_KMS_ALIAS, "Aliases", list_alias, NULL);
+    }
+    k = malloc(sizeof(*k));
+    if (k == NULL) {
+        return cairn_error_set(q->err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    rv = load_key(q, ref, k);
+    if (rv == 0) {
+        rv = list_prefix(q, META_KMS_ALIAS, "Aliases", list_alias, &k->id);
+    }
+    free(k);
+    return rv;
+}
+
+/* Cairn's GetKeyMaterial {KeyId (any form)} -> {KeyId, Arn, KeyState,
+ * CurrentVersion, DeletionDate?, Versions: [{Version, Material (bin),
+ * RootKey, CreationDate}]}: what the service layer needs to unwrap. */
+static int q_key_material(struct q *q)
+{
+    struct keyring_key *k = malloc(sizeof(*k));
+    bool pending;
+    int rv;
+
+    if (k == NULL) {
+        return cairn_error_set(q->err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    rv = req_key(q, k);
+    if (rv != 0) {
+        free(k);
+        return rv;
+    }
+    pending = k->deletion != 0;
+    msgpack_pack_map(&q->pk, 5 + (pending ? 1 : 0));
+    mp_pack_kv_str(&q->pk, "KeyId", k->id.p, k->id.n);
+    mp_pack_cstr(&q->pk, "Arn");
+    keyring_pack_key_arn(&q->pk, &q->s->opts.arn, k->id);
+    mp_pack_kv_str(&q->pk, "KeyState", k->state.p, k->state.n);
+    mp_pack_kv_u64(&q->pk, "CurrentVersion", k->current);
+    if (pending) {
+        keyring_pack_time(&q->pk, "DeletionDate", k->deletion);
+    }
+    mp_pack_cstr(&q->pk, "Versions");
+    msgpack_pack_array(&q->pk, k->n_versions);
+    for (uint32_t i = 0; i < k->n_versions; i++) {
+        const struct keyring_version *v = &k->versions[i];
+        msgpack_pack_map(&q->pk, 4);
+        mp_pack_kv_u64(&q->pk, "Version", v->version);
+        mp_pack_cstr(&q->pk, "Material");
+        mp_pack_bin(&q->pk, v->material.p, v->material.n);
+        mp_pack_kv_str(&q->pk, "RootKey", v->root_key.p, v->root_key.n);
+        keyring_pack_time(&q->pk, "CreationDate", v->created);
+    }
+    free(k);
+    return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------- */
 
 struct method
@@ -1784,6 +2053,10 @@ static const struct method methods[] = {
     {"GetServiceSetting", q_get_setting},
     {"GetChanges", q_changes},
     {"ListMembers", q_members},
+    {"ListKeys", q_list_keys},
+    {"DescribeKey", q_describe_key},
+    {"ListAliases", q_list_aliases},
+    {"GetKeyMaterial", q_key_material},
 };
 
 int query_run(struct store *s,

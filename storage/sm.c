@@ -3,10 +3,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <pcre2.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyring.h"
 #include "keys.h"
 #include "names.h"
 #include "policy.h"
@@ -410,6 +412,8 @@ static int req_name(struct ctx *c,
 }
 
 /* ---- PutParameter --------------------------------------------------- */
+
+static int put_check_key(struct ctx *c, struct mp_str ref);
 
 static bool one_of(struct mp_str v, const char *const *set)
 {
@@ -824,6 +828,10 @@ static int op_put(struct ctx *c)
         nr->key_id = p.key_id.p != NULL          ? p.key_id
                      : old->rec.key_id.p != NULL ? old->rec.key_id
                                                  : cstr(DEFAULT_KEY_ID);
+        rv = put_check_key(c, nr->key_id);
+        if (rv != 0) {
+            goto out;
+        }
     } else if (p.key_id.p != NULL) {
         rv = validation(c,
                         "KeyId can be used only with a parameter of type "
@@ -1966,6 +1974,1013 @@ static int sessions_prune(struct ctx *c)
     return 0;
 }
 
+/* ---- keyring (docs/encryption.md) ----------------------------------- */
+
+/*
+ * The keyring lives in the meta database (store_int.h, META_KMS_*). Every
+ * op below first deletes the keys whose DeletionDate has come by the
+ * command's time (keyring_sweep, run from the dispatch), so that a key
+ * past its date is gone for every later keyring command on every replica.
+ * Errors carry KMS's names: NotFoundException, AlreadyExistsException,
+ * DisabledException, KMSInvalidStateException, ValidationException,
+ * NotAuthorizedException (the reserved alias/aws/ prefix),
+ * LimitExceededException and ConflictException.
+ */
+#define DAY_MS 86400000LL
+#define WINDOW_MIN 7
+#define WINDOW_MAX 30
+#define WINDOW_DEFAULT 30
+#define CREATE_ALIASES_MAX 50 /* Aliases in one CreateKey */
+#define DEFAULT_KEY_DESCRIPTION \
+    "Default key that protects my SSM parameters when no other key is defined"
+
+static int kms_error(struct ctx *c,
+                     int code,
+                     const char *type,
+                     const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+static int kms_error(struct ctx *c,
+                     int code,
+                     const char *type,
+                     const char *fmt,
+                     ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cairn_error_vset(c->err, code, type, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int keyring_corrupt(struct ctx *c, const char *what)
+{
+    cairn_error_set(&c->fault_err, CAIRN_DATA_LOSS, "InternalServerError",
+                    "malformed keyring record (%s)", what);
+    return FAULT;
+}
+
+/* A key loaded for reading or change: its record copied out of LMDB (a
+ * later write in the transaction may move LMDB's memory) and decoded in
+ * place, with its ARN for messages. */
+struct kkey
+{
+    struct buf copy;
+    struct keyring_key k;
+    char id[KEYRING_ID_MAX + 1];
+    char arn[512];
+};
+
+static void kkey_init(struct kkey *kk)
+{
+    buf_init(&kk->copy);
+    kk->id[0] = '\0';
+    kk->arn[0] = '\0';
+}
+
+static void kkey_close(struct kkey *kk)
+{
+    buf_close(&kk->copy);
+}
+
+/* Load the key that @p ref names in any KeyId form; *found is false when
+ * there is none. */
+static int kkey_load(struct ctx *c,
+                     struct mp_str ref,
+                     struct kkey *kk,
+                     bool *found)
+{
+    uint8_t key[KEYRING_META_KEY_MAX];
+    size_t klen;
+    int rc = keyring_resolve(c->txn, c->s->meta, &c->s->opts.arn, ref, kk->id,
+                             found);
+    int rv;
+
+    if (rc != 0) {
+        return fault(c, rc, "resolve key");
+    }
+    if (!*found) {
+        return 0;
+    }
+    klen = keyring_meta_key(META_KMS_KEY, cstr(kk->id), key);
+    rv = load(c, c->s->meta, key, klen, &kk->copy, found);
+    if (rv != 0 || !*found) {
+        return rv;
+    }
+    if (keyring_key_decode(kk->copy.data, kk->copy.len, &kk->k) != 0) {
+        return keyring_corrupt(c, kk->id);
+    }
+    keyring_format_key_arn(&c->s->opts.arn, kk->k.id, kk->arn, sizeof(kk->arn));
+    return 0;
+}
+
+static int key_not_found(struct ctx *c, struct mp_str ref)
+{
+    int n = (int)(ref.n > KEYRING_ALIAS_MAX ? KEYRING_ALIAS_MAX : ref.n);
+    if (keyring_ref_is_alias(ref)) {
+        return kms_error(c, CAIRN_NOT_FOUND, "NotFoundException",
+                         "Alias %.*s is not found.", n, ref.p);
+    }
+    return kms_error(c, CAIRN_NOT_FOUND, "NotFoundException",
+                     "Key '%.*s' does not exist", n, ref.p);
+}
+
+/* The key named by the request's (required) field @p field. */
+static int kkey_req(struct ctx *c,
+                    const char *field,
+                    const char *wire,
+                    struct kkey *kk)
+{
+    struct mp_str ref;
+    bool found = false;
+    int r = mp_get_str(c->req, field, &ref, c->err);
+    int rv;
+
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0 || ref.n == 0 || ref.n > 2048) {
+        return validation(c,
+                          "1 validation error detected: Value at '%s' "
+                          "failed to satisfy constraint: Member must have "
+                          "length between 1 and 2048",
+                          wire);
+    }
+    rv = kkey_load(c, ref, kk, &found);
+    if (rv == 0 && !found) {
+        rv = key_not_found(c, ref);
+    }
+    return rv;
+}
+
+static int kkey_save(struct ctx *c, const struct keyring_key *k)
+{
+    uint8_t key[KEYRING_META_KEY_MAX];
+    size_t klen = keyring_meta_key(META_KMS_KEY, k->id, key);
+    struct buf b;
+    int rv;
+
+    buf_init(&b);
+    if (keyring_key_encode(k, &b) != 0) {
+        buf_close(&b);
+        return oom(c);
+    }
+    rv = put(c, c->s->meta, key, klen, b.data, b.len);
+    buf_close(&b);
+    return rv;
+}
+
+static bool key_in(const struct keyring_key *k, const char *state)
+{
+    return mp_str_eqn(k->state, state);
+}
+
+static int key_pending(struct ctx *c, const struct kkey *kk)
+{
+    return kms_error(c, CAIRN_FAILED_PRECONDITION, "KMSInvalidStateException",
+                     "%s is pending deletion.", kk->arn);
+}
+
+/* "kms/due/" + DeletionDate (8 bytes BE) + key id. */
+static size_t due_key(int64_t when, struct mp_str id, uint8_t *out)
+{
+    size_t pn = strlen(META_KMS_DUE);
+    memcpy(out, META_KMS_DUE, pn);
+    be64_put(out + pn, when < 0 ? 0 : (uint64_t)when);
+    memcpy(out + pn + 8, id.p, id.n);
+    return pn + 8 + id.n;
+}
+
+static void alias_arn(struct ctx *c, struct mp_str name, char *out, size_t cap)
+{
+    snprintf(out, cap, "arn:%s:kms:%s:%s:%.*s", c->s->opts.arn.partition,
+             c->s->opts.arn.region, c->s->opts.arn.account, (int)name.n,
+             name.p);
+}
+
+static int alias_load(struct ctx *c,
+                      struct mp_str name,
+                      struct buf *copy,
+                      struct keyring_alias *a,
+                      bool *found)
+{
+    uint8_t key[KEYRING_META_KEY_MAX];
+    size_t klen = keyring_meta_key(META_KMS_ALIAS, name, key);
+    int rv = load(c, c->s->meta, key, klen, copy, found);
+    if (rv != 0 || !*found) {
+        return rv;
+    }
+    if (keyring_alias_decode(copy->data, copy->len, a) != 0) {
+        return keyring_corrupt(c, "alias");
+    }
+    return 0;
+}
+
+static int alias_save(struct ctx *c,
+                      struct mp_str name,
+                      const struct keyring_alias *a)
+{
+    uint8_t key[KEYRING_META_KEY_MAX];
+    size_t klen = keyring_meta_key(META_KMS_ALIAS, name, key);
+    struct buf b;
+    int rv;
+
+    buf_init(&b);
+    if (keyring_alias_encode(a, &b) != 0) {
+        buf_close(&b);
+        return oom(c);
+    }
+    rv = put(c, c->s->meta, key, klen, b.data, b.len);
+    buf_close(&b);
+    return rv;
+}
+
+static int alias_exists(struct ctx *c, struct mp_str name, bool *found)
+{
+    uint8_t key[KEYRING_META_KEY_MAX];
+    MDB_val k = {keyring_meta_key(META_KMS_ALIAS, name, key), key};
+    MDB_val v;
+    int rc = mdb_get(c->txn, c->s->meta, &k, &v);
+    *found = rc == 0;
+    return rc != 0 && rc != MDB_NOTFOUND ? fault(c, rc, "alias") : 0;
+}
+
+static int alias_taken(struct ctx *c, struct mp_str name)
+{
+    char arn[512];
+    alias_arn(c, name, arn, sizeof(arn));
+    return kms_error(c, CAIRN_ALREADY_EXISTS, "AlreadyExistsException",
+                     "An alias with the name %s already exists", arn);
+}
+
+/* Read the required AliasName and check its syntax and prefix. */
+static int req_alias(struct ctx *c, struct mp_str *name)
+{
+    int r = mp_get_str(c->req, "AliasName", name, c->err);
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (r == 0) {
+        return validation(c,
+                          "1 validation error detected: Value null at "
+                          "'aliasName' failed to satisfy constraint: Member "
+                          "must not be null");
+    }
+    return keyring_alias_check(*name, false, c->err);
+}
+
+/* Delete every alias that targets key @p id. The names are gathered first
+ * (two length bytes, then the key) and deleted after the scan. */
+static int delete_aliases_of(struct ctx *c, struct mp_str id)
+{
+    const size_t pn = strlen(META_KMS_ALIAS);
+    MDB_cursor *cur;
+    MDB_val k = {pn, (void *)META_KMS_ALIAS};
+    MDB_val v;
+    struct buf doomed;
+    int rc;
+    int rv = 0;
+
+    rc = mdb_cursor_open(c->txn, c->s->meta, &cur);
+    if (rc != 0) {
+        return fault(c, rc, "cursor");
+    }
+    buf_init(&doomed);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct keyring_alias a;
+        uint8_t len[2] = {(uint8_t)(k.mv_size >> 8), (uint8_t)k.mv_size};
+        if (k.mv_size < pn || memcmp(k.mv_data, META_KMS_ALIAS, pn) != 0) {
+            break;
+        }
+        if (keyring_alias_decode(v.mv_data, v.mv_size, &a) == 0 &&
+            str_eq(a.target, id)) {
+            buf_append(&doomed, len, 2);
+            buf_append(&doomed, k.mv_data, k.mv_size);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rv = fault(c, rc, "aliases");
+    } else if (doomed.oom) {
+        rv = oom(c);
+    }
+    for (size_t at = 0; rv == 0 && at + 2 <= doomed.len;) {
+        size_t n = (size_t)doomed.data[at] << 8 | doomed.data[at + 1];
+        rv = del(c, c->s->meta, doomed.data + at + 2, n);
+        at += 2 + n;
+    }
+    buf_close(&doomed);
+    return rv;
+}
+
+/* Delete the keys whose DeletionDate is at or before the command's time,
+ * with their aliases, oldest first. The due index holds only pending keys,
+ * so this reads one entry when nothing is due. */
+static int keyring_sweep(struct ctx *c)
+{
+    const size_t pn = strlen(META_KMS_DUE);
+
+    for (;;) {
+        uint8_t due[KEYRING_META_KEY_MAX];
+        uint8_t key[KEYRING_META_KEY_MAX];
+        size_t due_len = 0;
+        struct mp_str id;
+        MDB_cursor *cur;
+        MDB_val k = {pn, (void *)META_KMS_DUE};
+        MDB_val v;
+        bool take;
+        int rv;
+        int rc = mdb_cursor_open(c->txn, c->s->meta, &cur);
+
+        if (rc != 0) {
+            return fault(c, rc, "cursor");
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        take = rc == 0 && k.mv_size > pn + 8 &&
+               k.mv_size <= pn + 8 + KEYRING_ID_MAX &&
+               memcmp(k.mv_data, META_KMS_DUE, pn) == 0 && c->ts >= 0 &&
+               be64_get((const uint8_t *)k.mv_data + pn) <= (uint64_t)c->ts;
+        if (take) {
+            due_len = k.mv_size;
+            memcpy(due, k.mv_data, due_len);
+        }
+        mdb_cursor_close(cur);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return fault(c, rc, "keyring sweep");
+        }
+        if (!take) {
+            return 0;
+        }
+        id.p = (const char *)due + pn + 8;
+        id.n = due_len - pn - 8;
+        rv = del(c, c->s->meta, due, due_len);
+        if (rv == 0) {
+            rv = del(c, c->s->meta, key,
+                     keyring_meta_key(META_KMS_KEY, id, key));
+        }
+        if (rv == 0) {
+            rv = delete_aliases_of(c, id);
+        }
+        if (rv != 0) {
+            return rv;
+        }
+    }
+}
+
+static void pack_key_metadata(struct ctx *c, const struct keyring_key *k)
+{
+    msgpack_pack_map(&c->pk, 1);
+    mp_pack_cstr(&c->pk, "KeyMetadata");
+    keyring_pack_metadata(&c->pk, &c->s->opts.arn, k);
+}
+
+/* Material and RootKey of a CreateKey or RotateKey. */
+static int req_material(struct ctx *c,
+                        struct mp_str *material,
+                        struct mp_str *root_key)
+{
+    bool is_bin = false;
+    if (mp_get_bytes(c->req, "Material", material, &is_bin, c->err) < 0 ||
+        mp_get_str(c->req, "RootKey", root_key, c->err) < 0) {
+        return c->err->code;
+    }
+    return keyring_material_check(*material, is_bin, *root_key, c->err);
+}
+
+static int op_create_key(struct ctx *c)
+{
+    struct mp_str id, description = {NULL, 0}, material, root_key;
+    bool is_default = false, found = false, cairn_alias = false;
+    const msgpack_object_array *aliases = NULL;
+    struct mp_str names[CREATE_ALIASES_MAX];
+    unsigned n_names = 0;
+    struct kkey existing;
+    struct keyring_key nk;
+    struct keyring_alias a;
+    int r = 0;
+    int rv;
+
+    if (mp_get_str(c->req, "KeyId", &id, c->err) < 0 ||
+        mp_get_str(c->req, "Description", &description, c->err) < 0 ||
+        mp_get_bool(c->req, "Default", &is_default, c->err) < 0 ||
+        (r = mp_get_array(c->req, "Aliases", &aliases, c->err)) < 0) {
+        return c->err->code;
+    }
+    if (r == 0) {
+        aliases = NULL;
+    }
+    if (!keyring_id_valid(id)) {
+        return validation(c,
+                          "KeyId must have 1 to %d characters of "
+                          "[A-Za-z0-9-].",
+                          KEYRING_ID_MAX);
+    }
+    if (description.p != NULL && description.n > KEYRING_DESCRIPTION_MAX) {
+        return validation(c,
+                          "1 validation error detected: Value at "
+                          "'description' failed to satisfy constraint: "
+                          "Member must have length less than or equal to "
+                          "%d",
+                          KEYRING_DESCRIPTION_MAX);
+    }
+    rv = req_material(c, &material, &root_key);
+    if (rv != 0) {
+        return rv;
+    }
+    if (aliases != NULL && aliases->size > CREATE_ALIASES_MAX) {
+        return validation(c, "A key may be created with at most %d aliases.",
+                          CREATE_ALIASES_MAX);
+    }
+    for (uint32_t i = 0; aliases != NULL && i < aliases->size; i++) {
+        const msgpack_object *o = &aliases->ptr[i];
+        struct mp_str name;
+        if (o->type != MSGPACK_OBJECT_STR) {
+            return validation(c, "Aliases must be a list of alias names.");
+        }
+        name.p = o->via.str.size > 0 ? o->via.str.ptr : "";
+        name.n = o->via.str.size;
+        rv = keyring_alias_check(name, false, c->err);
+        if (rv != 0) {
+            return rv;
+        }
+        for (unsigned j = 0; j < n_names; j++) {
+            if (str_eq(names[j], name)) {
+                return validation(c, "Alias %.*s is listed twice.", (int)name.n,
+                                  name.p);
+            }
+        }
+        names[n_names++] = name;
+    }
+
+    kkey_init(&existing);
+    if (is_default) {
+        /* The default key is created once: later requests answer it. */
+        rv = kkey_load(c, cstr(KEYRING_DEFAULT_ALIAS), &existing, &found);
+        if (rv == 0 && found) {
+            pack_key_metadata(c, &existing.k);
+        }
+        if (rv != 0 || found) {
+            goto out;
+        }
+    }
+    rv = kkey_load(c, id, &existing, &found);
+    if (rv != 0) {
+        goto out;
+    }
+    if (found) {
+        rv = kms_error(c, CAIRN_ALREADY_EXISTS, "AlreadyExistsException",
+                       "A key with id %.*s already exists.", (int)id.n, id.p);
+        goto out;
+    }
+    for (unsigned i = 0; i < n_names; i++) {
+        rv = alias_exists(c, names[i], &found);
+        if (rv == 0 && found) {
+            rv = alias_taken(c, names[i]);
+        }
+        if (rv != 0) {
+            goto out;
+        }
+    }
+    if (is_default) {
+        /* alias/aws/ssm is reserved and follows the default key; the
+         * Cairn alias is not reserved, so it is taken only if free. */
+        rv = alias_exists(c, cstr(KEYRING_CAIRN_ALIAS), &found);
+        if (rv != 0) {
+            goto out;
+        }
+        cairn_alias = !found;
+    }
+
+    /* Every check passed: write. */
+    memset(&nk, 0, offsetof(struct keyring_key, versions));
+    nk.id = id;
+    nk.description = description.p != NULL ? description
+                     : is_default          ? cstr(DEFAULT_KEY_DESCRIPTION)
+                                           : cstr("");
+    nk.state = cstr(KEYRING_ENABLED);
+    nk.manager = cstr(is_default ? "AWS" : "CUSTOMER");
+    nk.created = c->ts;
+    /* AWS managed keys rotate every year. */
+    nk.rotation = is_default;
+    nk.current = 1;
+    nk.n_versions = 1;
+    nk.versions[0].version = 1;
+    nk.versions[0].material = material;
+    nk.versions[0].root_key = root_key;
+    nk.versions[0].created = c->ts;
+    rv = kkey_save(c, &nk);
+    a.target = id;
+    a.created = c->ts;
+    a.updated = c->ts;
+    for (unsigned i = 0; rv == 0 && i < n_names; i++) {
+        rv = alias_save(c, names[i], &a);
+    }
+    if (rv == 0 && is_default) {
+        rv = alias_save(c, cstr(KEYRING_DEFAULT_ALIAS), &a);
+    }
+    if (rv == 0 && cairn_alias) {
+        rv = alias_save(c, cstr(KEYRING_CAIRN_ALIAS), &a);
+    }
+    if (rv == 0) {
+        pack_key_metadata(c, &nk);
+    }
+out:
+    kkey_close(&existing);
+    return rv;
+}
+
+static int op_rotate_key(struct ctx *c)
+{
+    struct mp_str material, root_key;
+    uint64_t want = 0, next;
+    struct kkey kk;
+    struct keyring_version *v;
+    int has_want = mp_get_u64(c->req, "Version", &want, c->err);
+    int rv;
+
+    if (has_want < 0) {
+        return c->err->code;
+    }
+    rv = req_material(c, &material, &root_key);
+    if (rv != 0) {
+        return rv;
+    }
+    kkey_init(&kk);
+    rv = kkey_req(c, "KeyId", "keyId", &kk);
+    if (rv != 0) {
+        goto out;
+    }
+    if (key_in(&kk.k, KEYRING_PENDING)) {
+        rv = key_pending(c, &kk);
+        goto out;
+    }
+    if (!key_in(&kk.k, KEYRING_ENABLED)) {
+        rv = kms_error(c, CAIRN_FAILED_PRECONDITION, "KMSInvalidStateException",
+                       "%s is disabled.", kk.arn);
+        goto out;
+    }
+    if (kk.k.n_versions >= KEYRING_MAX_VERSIONS) {
+        rv = kms_error(c, CAIRN_RESOURCE_EXHAUSTED, "LimitExceededException",
+                       "%s has the maximum of %d versions.", kk.arn,
+                       KEYRING_MAX_VERSIONS);
+        goto out;
+    }
+    next = kk.k.current + 1;
+    /* The material is bound to its version (AAD): material wrapped for
+     * another version than the one it would get must not be stored. */
+    if (has_want == 1 && want != next) {
+        rv = kms_error(c, CAIRN_ABORTED, "ConflictException",
+                       "The material was wrapped for version %llu of %s, "
+                       "whose next version is %llu; read the key again and "
+                       "retry.",
+                       (unsigned long long)want, kk.arn,
+                       (unsigned long long)next);
+        goto out;
+    }
+    v = &kk.k.versions[kk.k.n_versions++];
+    v->version = next;
+    v->material = material;
+    v->root_key = root_key;
+    v->created = c->ts;
+    kk.k.current = next;
+    rv = kkey_save(c, &kk.k);
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 2);
+        mp_pack_kv_str(&c->pk, "KeyId", kk.k.id.p, kk.k.id.n);
+        mp_pack_kv_u64(&c->pk, "CurrentVersion", next);
+    }
+out:
+    kkey_close(&kk);
+    return rv;
+}
+
+/* EnableKeyRotation and DisableKeyRotation. */
+static int set_rotation(struct ctx *c, bool on)
+{
+    struct kkey kk;
+    int rv;
+
+    kkey_init(&kk);
+    rv = kkey_req(c, "KeyId", "keyId", &kk);
+    if (rv == 0 && key_in(&kk.k, KEYRING_PENDING)) {
+        rv = key_pending(c, &kk);
+    } else if (rv == 0 && !key_in(&kk.k, KEYRING_ENABLED)) {
+        rv = kms_error(c, CAIRN_FAILED_PRECONDITION, "DisabledException",
+                       "%s is disabled.", kk.arn);
+    }
+    if (rv == 0) {
+        kk.k.rotation = on;
+        rv = kkey_save(c, &kk.k);
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+    kkey_close(&kk);
+    return rv;
+}
+
+static int op_enable_rotation(struct ctx *c)
+{
+    return set_rotation(c, true);
+}
+
+static int op_disable_rotation(struct ctx *c)
+{
+    return set_rotation(c, false);
+}
+
+/* EnableKey and DisableKey: allowed unless the key is pending deletion. */
+static int set_enabled(struct ctx *c, bool on)
+{
+    struct kkey kk;
+    int rv;
+
+    kkey_init(&kk);
+    rv = kkey_req(c, "KeyId", "keyId", &kk);
+    if (rv == 0 && key_in(&kk.k, KEYRING_PENDING)) {
+        rv = key_pending(c, &kk);
+    }
+    if (rv == 0) {
+        kk.k.state = cstr(on ? KEYRING_ENABLED : KEYRING_DISABLED);
+        rv = kkey_save(c, &kk.k);
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+    kkey_close(&kk);
+    return rv;
+}
+
+static int op_enable_key(struct ctx *c)
+{
+    return set_enabled(c, true);
+}
+
+static int op_disable_key(struct ctx *c)
+{
+    return set_enabled(c, false);
+}
+
+static int op_schedule_deletion(struct ctx *c)
+{
+    uint64_t days = WINDOW_DEFAULT;
+    uint8_t due[KEYRING_META_KEY_MAX];
+    struct kkey kk;
+    int r = mp_get_u64(c->req, "PendingWindowInDays", &days, c->err);
+    int rv;
+
+    if (r < 0) {
+        return c->err->code;
+    }
+    if (days < WINDOW_MIN || days > WINDOW_MAX) {
+        return validation(c,
+                          "1 validation error detected: Value '%llu' at "
+                          "'pendingWindowInDays' failed to satisfy "
+                          "constraint: Member must have value between %d "
+                          "and %d",
+                          (unsigned long long)days, WINDOW_MIN, WINDOW_MAX);
+    }
+    kkey_init(&kk);
+    rv = kkey_req(c, "KeyId", "keyId", &kk);
+    if (rv == 0 && key_in(&kk.k, KEYRING_PENDING)) {
+        rv = key_pending(c, &kk);
+    }
+    if (rv == 0) {
+        kk.k.state = cstr(KEYRING_PENDING);
+        int64_t window = (int64_t)days * DAY_MS;
+        kk.k.deletion = c->ts > INT64_MAX - window ? INT64_MAX : c->ts + window;
+        kk.k.window_days = days;
+        rv = kkey_save(c, &kk.k);
+    }
+    if (rv == 0) {
+        rv = put(c, c->s->meta, due, due_key(kk.k.deletion, kk.k.id, due), "",
+                 0);
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 4);
+        mp_pack_kv_cstr(&c->pk, "KeyId", kk.arn);
+        keyring_pack_time(&c->pk, "DeletionDate", kk.k.deletion);
+        mp_pack_kv_cstr(&c->pk, "KeyState", KEYRING_PENDING);
+        mp_pack_kv_u64(&c->pk, "PendingWindowInDays", days);
+    }
+    kkey_close(&kk);
+    return rv;
+}
+
+/* A key whose deletion is cancelled comes back Disabled, as in KMS. */
+static int op_cancel_deletion(struct ctx *c)
+{
+    uint8_t due[KEYRING_META_KEY_MAX];
+    struct kkey kk;
+    int rv;
+
+    kkey_init(&kk);
+    rv = kkey_req(c, "KeyId", "keyId", &kk);
+    if (rv == 0 && !key_in(&kk.k, KEYRING_PENDING)) {
+        rv = kms_error(c, CAIRN_FAILED_PRECONDITION, "KMSInvalidStateException",
+                       "%s is not pending deletion.", kk.arn);
+    }
+    if (rv == 0) {
+        rv = del(c, c->s->meta, due, due_key(kk.k.deletion, kk.k.id, due));
+    }
+    if (rv == 0) {
+        kk.k.state = cstr(KEYRING_DISABLED);
+        kk.k.deletion = 0;
+        kk.k.window_days = 0;
+        rv = kkey_save(c, &kk.k);
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 1);
+        mp_pack_kv_cstr(&c->pk, "KeyId", kk.arn);
+    }
+    kkey_close(&kk);
+    return rv;
+}
+
+/* CreateAlias (@p create) and UpdateAlias. The target may be named in any
+ * KeyId form; the alias records its bare id. */
+static int put_alias(struct ctx *c, bool create)
+{
+    struct mp_str name;
+    struct kkey kk;
+    struct buf copy;
+    struct keyring_alias a;
+    bool found = false;
+    int rv = req_alias(c, &name);
+
+    if (rv != 0) {
+        return rv;
+    }
+    kkey_init(&kk);
+    buf_init(&copy);
+    rv = alias_load(c, name, &copy, &a, &found);
+    if (rv != 0) {
+        goto out;
+    }
+    if (create && found) {
+        rv = alias_taken(c, name);
+        goto out;
+    }
+    if (!create && !found) {
+        rv = key_not_found(c, name);
+        goto out;
+    }
+    rv = kkey_req(c, "TargetKeyId", "targetKeyId", &kk);
+    if (rv == 0 && key_in(&kk.k, KEYRING_PENDING)) {
+        rv = key_pending(c, &kk);
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    if (create) {
+        a.created = c->ts;
+    }
+    a.target = kk.k.id;
+    a.updated = c->ts;
+    rv = alias_save(c, name, &a);
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+out:
+    buf_close(&copy);
+    kkey_close(&kk);
+    return rv;
+}
+
+static int op_create_alias(struct ctx *c)
+{
+    return put_alias(c, true);
+}
+
+static int op_update_alias(struct ctx *c)
+{
+    return put_alias(c, false);
+}
+
+static int op_delete_alias(struct ctx *c)
+{
+    struct mp_str name;
+    uint8_t key[KEYRING_META_KEY_MAX];
+    bool found = false;
+    int rv = req_alias(c, &name);
+
+    if (rv == 0) {
+        rv = alias_exists(c, name, &found);
+    }
+    if (rv == 0 && !found) {
+        rv = key_not_found(c, name);
+    }
+    if (rv == 0) {
+        rv = del(c, c->s->meta, key,
+                 keyring_meta_key(META_KMS_ALIAS, name, key));
+    }
+    if (rv == 0) {
+        msgpack_pack_map(&c->pk, 0);
+    }
+    return rv;
+}
+
+static int count_keys(struct ctx *c, uint64_t *n)
+{
+    const size_t pn = strlen(META_KMS_KEY);
+    MDB_cursor *cur;
+    MDB_val k = {pn, (void *)META_KMS_KEY};
+    MDB_val v;
+    int rc = mdb_cursor_open(c->txn, c->s->meta, &cur);
+
+    *n = 0;
+    if (rc != 0) {
+        return fault(c, rc, "cursor");
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < pn || memcmp(k.mv_data, META_KMS_KEY, pn) != 0) {
+            break;
+        }
+        (*n)++;
+    }
+    mdb_cursor_close(cur);
+    return rc != 0 && rc != MDB_NOTFOUND ? fault(c, rc, "count keys") : 0;
+}
+
+/* One entry of RewrapKeyring's Keys: its KeyId and Versions array. */
+static int rewrap_entry(struct ctx *c,
+                        const msgpack_object *e,
+                        struct mp_str *id,
+                        const msgpack_object_array **versions)
+{
+    int r;
+    if (e->type != MSGPACK_OBJECT_MAP) {
+        return validation(c, "Each entry of Keys must be a map.");
+    }
+    if (mp_get_str(e, "KeyId", id, c->err) < 0 ||
+        (r = mp_get_array(e, "Versions", versions, c->err)) < 0) {
+        return c->err->code;
+    }
+    if (!keyring_id_valid(*id) || r == 0) {
+        return validation(c,
+                          "Each entry of Keys needs a KeyId (a bare key id) "
+                          "and its Versions.");
+    }
+    return 0;
+}
+
+/*
+ * Check (with @p apply false) or apply one entry of RewrapKeyring for key
+ * @p kk: every version of the key must be listed exactly once, each with
+ * material wrapped by @p root_key.
+ */
+static int rewrap_versions(struct ctx *c,
+                           struct kkey *kk,
+                           const msgpack_object_array *versions,
+                           struct mp_str root_key,
+                           bool apply)
+{
+    bool seen[KEYRING_MAX_VERSIONS] = {false};
+    int rv;
+
+    if (versions->size != kk->k.n_versions) {
+        return validation(c,
+                          "RewrapKeyring must list every version of key %s "
+                          "(it has %u, %u listed).",
+                          kk->id, kk->k.n_versions, versions->size);
+    }
+    for (uint32_t i = 0; i < versions->size; i++) {
+        const msgpack_object *o = &versions->ptr[i];
+        struct mp_str material;
+        bool is_bin = false;
+        uint64_t version = 0;
+        uint32_t at;
+        if (o->type != MSGPACK_OBJECT_MAP ||
+            mp_get_u64(o, "Version", &version, c->err) != 1 ||
+            mp_get_bytes(o, "Material", &material, &is_bin, c->err) != 1) {
+            return validation(c,
+                              "Each version of key %s needs a Version and "
+                              "its Material.",
+                              kk->id);
+        }
+        rv = keyring_material_check(material, is_bin, root_key, c->err);
+        if (rv != 0) {
+            return rv;
+        }
+        for (at = 0; at < kk->k.n_versions; at++) {
+            if (kk->k.versions[at].version == version) {
+                break;
+            }
+        }
+        if (at == kk->k.n_versions || seen[at]) {
+            return validation(c,
+                              "Version %llu of key %s does not exist or is "
+                              "listed twice.",
+                              (unsigned long long)version, kk->id);
+        }
+        seen[at] = true;
+        if (apply) {
+            kk->k.versions[at].material = material;
+            kk->k.versions[at].root_key = root_key;
+        }
+    }
+    return apply ? kkey_save(c, &kk->k) : 0;
+}
+
+/* Root key rotation: every version's Material and RootKey are replaced,
+ * all or nothing. Every key and version in the keyring must be listed. */
+static int op_rewrap(struct ctx *c)
+{
+    struct mp_str root_key;
+    const msgpack_object_array *keys;
+    uint64_t stored;
+    int r, rv;
+
+    if ((r = mp_get_str(c->req, "RootKey", &root_key, c->err)) < 0) {
+        return c->err->code;
+    }
+    if (r == 0 || (r = mp_get_array(c->req, "Keys", &keys, c->err)) <= 0) {
+        return r < 0 ? c->err->code
+                     : validation(c, "RewrapKeyring needs RootKey and Keys.");
+    }
+    if (!keyring_root_key_valid(root_key)) {
+        return validation(c,
+                          "RootKey must be the root key fingerprint: %d "
+                          "lower-case hex digits.",
+                          KEYRING_FINGERPRINT_HEX);
+    }
+    rv = count_keys(c, &stored);
+    if (rv != 0) {
+        return rv;
+    }
+    if (keys->size != stored) {
+        return validation(c,
+                          "RewrapKeyring must list every key of the keyring "
+                          "(%llu keys, %u listed).",
+                          (unsigned long long)stored, keys->size);
+    }
+    /* Two passes: check everything, then write. */
+    for (int apply = 0; apply < 2; apply++) {
+        for (uint32_t i = 0; i < keys->size; i++) {
+            struct mp_str id;
+            const msgpack_object_array *versions;
+            struct kkey kk;
+            bool found = false;
+
+            rv = rewrap_entry(c, &keys->ptr[i], &id, &versions);
+            for (uint32_t j = 0; rv == 0 && !apply && j < i; j++) {
+                struct mp_str other;
+                const msgpack_object_array *unused;
+                rewrap_entry(c, &keys->ptr[j], &other, &unused);
+                if (str_eq(other, id)) {
+                    rv = validation(c, "Key %.*s is listed twice.", (int)id.n,
+                                    id.p);
+                }
+            }
+            if (rv != 0) {
+                return rv;
+            }
+            kkey_init(&kk);
+            rv = kkey_load(c, id, &kk, &found);
+            if (rv == 0 && !found) {
+                rv = validation(c, "Key %.*s is not in the keyring.", (int)id.n,
+                                id.p);
+            }
+            if (rv == 0) {
+                rv = rewrap_versions(c, &kk, versions, root_key, apply);
+            }
+            kkey_close(&kk);
+            if (rv != 0) {
+                return rv;
+            }
+        }
+    }
+    msgpack_pack_map(&c->pk, 0);
+    return 0;
+}
+
+/* PutParameter of a SecureString: its KeyId (as given, or the stored or
+ * default one) must name an enabled key when the value is written. Checked
+ * at apply time against the replicated keyring, so every replica agrees. */
+static int put_check_key(struct ctx *c, struct mp_str ref)
+{
+    struct kkey kk;
+    bool found = false;
+    int n = (int)(ref.n > 256 ? 256 : ref.n);
+    int rv;
+
+    kkey_init(&kk);
+    rv = kkey_load(c, ref, &kk, &found);
+    if (rv == 0 && !found) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT, "InvalidKeyId",
+                             "Invalid keyId %.*s: no such key.", n, ref.p);
+    } else if (rv == 0 && key_in(&kk.k, KEYRING_PENDING)) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT, "InvalidKeyId",
+                             "%s is pending deletion.", kk.arn);
+    } else if (rv == 0 && !key_in(&kk.k, KEYRING_ENABLED)) {
+        rv = cairn_error_set(c->err, CAIRN_INVALID_ARGUMENT, "InvalidKeyId",
+                             "%s is disabled.", kk.arn);
+    }
+    kkey_close(&kk);
+    return rv;
+}
+
 /* ---- cluster members ------------------------------------------------ */
 
 /* The member table tells every node where each member's client API
@@ -2066,21 +3081,34 @@ struct op
 {
     const char *name;
     int (*fn)(struct ctx *c);
+    bool keyring; /* a keyring op: keys past their DeletionDate go first */
 };
 
 static const struct op ops[] = {
-    {"PutParameter", op_put},
-    {"DeleteParameter", op_delete},
-    {"DeleteParameters", op_delete_many},
-    {"LabelParameterVersion", op_label},
-    {"UnlabelParameterVersion", op_unlabel},
-    {"AddTagsToResource", op_add_tags},
-    {"RemoveTagsFromResource", op_remove_tags},
-    {"UpdateServiceSetting", op_update_setting},
-    {"ResetServiceSetting", op_reset_setting},
-    {"Init", op_init},
-    {"SetMember", op_set_member},
-    {"RemoveMember", op_remove_member},
+    {"PutParameter", op_put, false},
+    {"DeleteParameter", op_delete, false},
+    {"DeleteParameters", op_delete_many, false},
+    {"LabelParameterVersion", op_label, false},
+    {"UnlabelParameterVersion", op_unlabel, false},
+    {"AddTagsToResource", op_add_tags, false},
+    {"RemoveTagsFromResource", op_remove_tags, false},
+    {"UpdateServiceSetting", op_update_setting, false},
+    {"ResetServiceSetting", op_reset_setting, false},
+    {"Init", op_init, false},
+    {"SetMember", op_set_member, false},
+    {"RemoveMember", op_remove_member, false},
+    {"CreateKey", op_create_key, true},
+    {"RotateKey", op_rotate_key, true},
+    {"EnableKeyRotation", op_enable_rotation, true},
+    {"DisableKeyRotation", op_disable_rotation, true},
+    {"EnableKey", op_enable_key, true},
+    {"DisableKey", op_disable_key, true},
+    {"ScheduleKeyDeletion", op_schedule_deletion, true},
+    {"CancelKeyDeletion", op_cancel_deletion, true},
+    {"CreateAlias", op_create_alias, true},
+    {"UpdateAlias", op_update_alias, true},
+    {"DeleteAlias", op_delete_alias, true},
+    {"RewrapKeyring", op_rewrap, true},
 };
 
 /* Decode the envelope and run the op. Returns OK/business status/FAULT. */
@@ -2143,7 +3171,12 @@ static int run(struct ctx *c, const void *cmd, size_t len)
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         if (mp_str_eqn(op, ops[i].name)) {
             cairn_error_clear(c->err);
-            rv = ops[i].fn(c);
+            /* Deleting due keys is housekeeping by command time, like
+             * forgetting sessions: it happens whatever the op's outcome. */
+            rv = ops[i].keyring ? keyring_sweep(c) : 0;
+            if (rv == 0) {
+                rv = ops[i].fn(c);
+            }
             break;
         }
     }

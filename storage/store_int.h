@@ -58,6 +58,15 @@ struct store
  * map {Id, RaftAddress, ApiAddress}. */
 #define META_MEMBER "member/"
 #define META_MEMBER_KEY_LEN (sizeof(META_MEMBER) - 1 + 8)
+/* The keyring (storage/keyring.h, docs/encryption.md): "kms/key/" then the
+ * key id -> the key's msgpack record; "kms/alias/" then the alias name
+ * (with its "alias/") -> {TargetKeyId, CreationDate, LastUpdatedDate};
+ * "kms/due/" then the DeletionDate in ms (8 big-endian bytes) then the key
+ * id -> "": keys pending deletion in date order, so that the keyring ops
+ * find the keys whose time has come without reading every key. */
+#define META_KMS_KEY "kms/key/"
+#define META_KMS_ALIAS "kms/alias/"
+#define META_KMS_DUE "kms/due/"
 
 /* 0 (absent reads as @p def), or an LMDB error code. */
 int store_meta_get_u64(MDB_txn *txn,

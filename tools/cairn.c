@@ -1,5 +1,6 @@
 /* cairn: the command line client, mirroring `aws ssm` for Parameter Store,
- * plus the `cluster` commands of docs/cluster.md.
+ * plus the `cluster` commands of docs/cluster.md, the `kms` commands
+ * (mirroring `aws kms`) and `keygen` of docs/encryption.md.
  *
  * Parsing, pagination merging and output formatting live in cli_args.c,
  * which is unit-tested without a server; this file only connects, calls
@@ -16,6 +17,7 @@
 #include "buf.h"
 #include "cairn.h"
 #include "cli_args.h"
+#include "envelope.h"
 #include "mpjson.h"
 #include "status.h"
 
@@ -266,6 +268,8 @@ static int print_help(const struct cli_invocation *inv)
     buf_init(&b);
     if (inv->cmd == NULL && inv->cluster) {
         rv = cli_render_cluster_help(&b);
+    } else if (inv->cmd == NULL && inv->kms) {
+        rv = cli_render_kms_help(&b);
     } else {
         rv = cli_render_help(&b, inv->cmd);
     }
@@ -383,6 +387,40 @@ out:
     return code;
 }
 
+/* `cairn keygen FILE`: a new root key file, written here, not by a
+ * server. The key itself is wiped once its fingerprint is printed. */
+static int keygen(const struct cli_invocation *inv)
+{
+    const char *path = json_string_value(json_object_get(inv->request, "File"));
+    struct env_root_key rk;
+    struct cairn_error err;
+    json_t *result;
+    struct buf out;
+    int code;
+    int rv;
+
+    cairn_error_clear(&err);
+    buf_init(&out);
+    rv = env_root_key_create(path, &rk, &err);
+    if (rv != 0) {
+        err.code = rv; /* the returned status decides the exit status */
+        code = cli_render_keygen_error(&out, path, &err);
+        put_err(&out);
+        buf_close(&out);
+        return code;
+    }
+    result = cli_keygen_result(path, rk.fingerprint_hex);
+    env_root_key_wipe(&rk);
+    rv = result != NULL
+             ? cli_render(result, inv->opt.output, cli_command_title(inv->cmd),
+                          false, terminal_width(), &out)
+             : CAIRN_RESOURCE_EXHAUSTED;
+    code = print_output(&out, rv);
+    json_decref(result);
+    buf_close(&out);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_invocation inv;
@@ -404,6 +442,11 @@ int main(int argc, char **argv)
     }
     if (inv.opt.help) {
         code = print_help(&inv);
+        cli_invocation_close(&inv);
+        return code;
+    }
+    if (inv.cmd == cli_command_find("keygen")) {
+        code = keygen(&inv);
         cli_invocation_close(&inv);
         return code;
     }
@@ -472,13 +515,13 @@ int main(int argc, char **argv)
     }
     if (rv != 0) {
         code = report_call_error(
-            inv.cmd->operation,
+            cli_command_title(inv.cmd),
             endpoints != NULL ? endpoints : DEFAULT_ENDPOINT, &err);
         goto out;
     }
 
     buf_init(&out);
-    rv = cli_render(resp, inv.opt.output, inv.cmd->operation, paged,
+    rv = cli_render(resp, inv.opt.output, cli_command_title(inv.cmd), paged,
                     terminal_width(), &out);
     code = print_output(&out, rv);
     buf_close(&out);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "cairn.h"
+#include "envelope.h"
 #include "log.h"
 #include "mp.h"
 #include "node.h"
@@ -33,6 +34,8 @@ struct config
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     unsigned election_timeout_ms;
+    char root_key_file[4096];     /* "" : <data-dir>/root.key */
+    char previous_root_key[4096]; /* during a root key rotation, or "" */
 };
 
 /* Joining a running cluster: a thread asks a member to add this node,
@@ -60,6 +63,8 @@ struct daemon
     struct service *svc;
     struct server *server;
     struct joiner joiner;
+    struct env_root_key root, previous;
+    bool has_root, has_previous;
     uv_signal_t sigint, sigterm;
     uv_timer_t watch;
     bool was_leader;
@@ -102,6 +107,14 @@ static void usage(FILE *f)
             "  --snapshot-trailing N    entries kept after a snapshot "
             "(2048)\n"
             "  --election-timeout MS    Raft election timeout (1000)\n"
+            "  --root-key-file FILE     the cluster's root key for "
+            "SecureString\n"
+            "                      (default DATA-DIR/root.key, created on "
+            "first\n"
+            "                      start; `cairn keygen FILE` makes one)\n"
+            "  --previous-root-key-file FILE   the old root key during a "
+            "root\n"
+            "                      key rotation (docs/encryption.md)\n"
             "  --log-level LEVEL   debug, info, warn or error (info)\n"
             "  --version           print the version\n"
             "  --help              this text\n");
@@ -138,6 +151,8 @@ static const struct option longopts[] = {
     {"snapshot-threshold", required_argument, NULL, 's'},
     {"snapshot-trailing", required_argument, NULL, 't'},
     {"election-timeout", required_argument, NULL, 'e'},
+    {"root-key-file", required_argument, NULL, 'k'},
+    {"previous-root-key-file", required_argument, NULL, 'p'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -241,6 +256,12 @@ static int apply_opt(struct config *cfg, int c, const char *v)
             }
             cfg->snapshot_trailing = (unsigned)u;
             return 0;
+        case 'k':
+            return copy_opt("root-key-file", v, cfg->root_key_file,
+                            sizeof(cfg->root_key_file));
+        case 'p':
+            return copy_opt("previous-root-key-file", v, cfg->previous_root_key,
+                            sizeof(cfg->previous_root_key));
         case 'e':
             if (parse_uint("election-timeout", v, 200, 60000, &u) != 0) {
                 return 2;
@@ -588,6 +609,71 @@ static int start_join(struct daemon *d)
     return 0;
 }
 
+/* ---- root keys -------------------------------------------------------- */
+
+/* The root key: the file given, or for a single node on its defaults one
+ * in the data directory, created on first start. A multi-node cluster
+ * needs the same file on every node: without --root-key-file it runs
+ * without SecureString rather than with a key of its own. */
+static int load_root_keys(struct daemon *d)
+{
+    struct cairn_error err;
+    char path[4096];
+    bool cluster =
+        d->cfg.join[0] != '\0' || (d->cfg.initial_cluster != NULL &&
+                                   strchr(d->cfg.initial_cluster, ',') != NULL);
+    int rv;
+
+    if (d->cfg.root_key_file[0] != '\0') {
+        snprintf(path, sizeof(path), "%s", d->cfg.root_key_file);
+    } else if (cluster) {
+        log_warn(
+            "no --root-key-file: SecureString parameters are refused "
+            "(every node of a cluster needs the same root key; "
+            "`cairn keygen FILE` makes one)");
+        return 0;
+    } else {
+        snprintf(path, sizeof(path), "%s/root.key", d->cfg.data_dir);
+        rv = env_root_key_load(path, &d->root, &err);
+        if (rv == CAIRN_NOT_FOUND) {
+            rv = env_root_key_create(path, &d->root, &err);
+            if (rv == 0) {
+                log_info(
+                    "created a root key in %s (fingerprint %s): keep "
+                    "it safe, SecureString values cannot be read "
+                    "without it",
+                    path, d->root.fingerprint_hex);
+            }
+        }
+        if (rv != 0) {
+            log_error("root key %s: %s", path, err.msg);
+            return 1;
+        }
+        d->has_root = true;
+        return 0;
+    }
+    rv = env_root_key_load(path, &d->root, &err);
+    if (rv != 0) {
+        log_error("root key %s: %s", path, err.msg);
+        return 1;
+    }
+    d->has_root = true;
+    log_info("root key %s loaded (fingerprint %s)", path,
+             d->root.fingerprint_hex);
+    if (d->cfg.previous_root_key[0] != '\0') {
+        rv = env_root_key_load(d->cfg.previous_root_key, &d->previous, &err);
+        if (rv != 0) {
+            log_error("previous root key %s: %s", d->cfg.previous_root_key,
+                      err.msg);
+            return 1;
+        }
+        d->has_previous = true;
+        log_info("previous root key %s loaded (fingerprint %s)",
+                 d->cfg.previous_root_key, d->previous.fingerprint_hex);
+    }
+    return 0;
+}
+
 /* ---- start ------------------------------------------------------------ */
 
 static int start(struct daemon *d)
@@ -653,13 +739,19 @@ static int start(struct daemon *d)
              (unsigned long long)d->cfg.node_id, d->cfg.raft_address,
              (unsigned long long)st.applied_index);
 
+    rv = load_root_keys(d);
+    if (rv != 0) {
+        return rv;
+    }
     service_options_default(&svo);
+    svo.root_key = d->has_root ? &d->root : NULL;
+    svo.previous_root_key = d->has_previous ? &d->previous : NULL;
     svo.id = d->cfg.node_id;
     svo.raft_address = d->cfg.raft_address;
     svo.api_address = d->cfg.api;
     rv = service_create(d->loop, d->node, d->store, &svo, &d->svc, &err);
     if (rv != 0) {
-        log_error("cannot create the service: %s", err.msg);
+        log_error("cannot start the service: %s", err.msg);
         return 1;
     }
     server_options_default(&sv);
@@ -721,6 +813,8 @@ int main(int argc, char **argv)
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);
     free(d.cfg.initial_cluster);
+    env_root_key_wipe(&d.root);
+    env_root_key_wipe(&d.previous);
     log_info("stopped");
     return d.exit_code;
 }

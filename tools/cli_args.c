@@ -263,7 +263,56 @@ static const struct cli_flag cluster_transfer_flags[] = {
      H_NODE_ID " Without it the leader picks a voter."},
 };
 
+/* keygen runs locally: it writes a root key file (docs/encryption.md). */
+static const struct cli_flag keygen_flags[] = {
+    {"FILE", "File", CLI_PATH, NULL, true,
+     "The root key file to create, with mode 0600. An existing file is "
+     "never overwritten. Give it to cairnd with --root-key-file."},
+};
+
+/* The kms group (docs/encryption.md), with `aws kms`'s option names. */
+#define H_KEY_ID                                                           \
+    "The key: its id (1234abcd-12ab-34cd-56ef-1234567890ab), its ARN, an " \
+    "alias name (alias/my-key) or an alias ARN. At most 2048 characters."
+#define H_ALIAS_NAME                                                     \
+    "The alias name, which starts with alias/, such as alias/app/prod. " \
+    "Names starting with alias/aws/ are reserved."
+
+static const struct cli_flag kms_create_key_flags[] = {
+    {"description", "Description", CLI_STRING, NULL, false,
+     "A description of the key, such as what it protects."},
+};
+
+static const struct cli_flag kms_key_id_flags[] = {
+    {"key-id", "KeyId", CLI_KEY_ID, NULL, true, H_KEY_ID},
+};
+
+static const struct cli_flag kms_alias_target_flags[] = {
+    {"alias-name", "AliasName", CLI_ALIAS_NAME, NULL, true, H_ALIAS_NAME},
+    {"target-key-id", "TargetKeyId", CLI_KEY_ID, NULL, true,
+     "The key the alias points to: its id or its ARN."},
+};
+
+static const struct cli_flag kms_delete_alias_flags[] = {
+    {"alias-name", "AliasName", CLI_ALIAS_NAME, NULL, true, H_ALIAS_NAME},
+};
+
+static const struct cli_flag kms_list_aliases_flags[] = {
+    {"key-id", "KeyId", CLI_KEY_ID, NULL, false,
+     "List only the aliases of this key (its id or ARN). Without it every "
+     "alias is listed."},
+};
+
+static const struct cli_flag kms_schedule_deletion_flags[] = {
+    {"key-id", "KeyId", CLI_KEY_ID, NULL, true, H_KEY_ID},
+    {"pending-window-in-days", "PendingWindowInDays", CLI_WINDOW_DAYS, NULL,
+     false,
+     "Days until the key is deleted, from 7 to 30 (the server's default is "
+     "30). The key cannot be used meanwhile; cancel-key-deletion keeps it."},
+};
+
 #define FLAGS(a) a, sizeof(a) / sizeof((a)[0])
+#define NO_FLAGS NULL, 0
 
 static const struct cli_command commands[] = {
     {"put-parameter", "PutParameter",
@@ -306,6 +355,9 @@ static const struct cli_command commands[] = {
     {"reset-service-setting", "ResetServiceSetting",
      "Reset a service setting to its default.", FLAGS(setting_id_flags), NULL,
      0},
+    /* "Keygen" is a title only: the command contacts no server. */
+    {"keygen", "Keygen", "Write a new root key file (runs locally).",
+     FLAGS(keygen_flags), NULL, 0},
     /* "ClusterStatus" is a title only: the command calls Cairn.Members,
      * then Cairn.NodeStatus on every member. */
     {CLI_CLUSTER_PREFIX "status", "ClusterStatus",
@@ -320,6 +372,43 @@ static const struct cli_command commands[] = {
     {CLI_CLUSTER_PREFIX "transfer-leadership", "Cairn.TransferLeadership",
      "Hand leadership to another voter.", FLAGS(cluster_transfer_flags), NULL,
      0},
+    {CLI_KMS_PREFIX "create-key", "Kms.CreateKey",
+     "Create a key for SecureString parameters.", FLAGS(kms_create_key_flags),
+     NULL, 0},
+    {CLI_KMS_PREFIX "list-keys", "Kms.ListKeys", "List the keys' ids and ARNs.",
+     NO_FLAGS, NULL, 0},
+    {CLI_KMS_PREFIX "describe-key", "Kms.DescribeKey",
+     "Show a key's metadata and state.", FLAGS(kms_key_id_flags), NULL, 0},
+    {CLI_KMS_PREFIX "create-alias", "Kms.CreateAlias",
+     "Give a key a new alias name.", FLAGS(kms_alias_target_flags), NULL, 0},
+    {CLI_KMS_PREFIX "update-alias", "Kms.UpdateAlias",
+     "Point an alias at another key.", FLAGS(kms_alias_target_flags), NULL, 0},
+    {CLI_KMS_PREFIX "delete-alias", "Kms.DeleteAlias", "Delete an alias.",
+     FLAGS(kms_delete_alias_flags), NULL, 0},
+    {CLI_KMS_PREFIX "list-aliases", "Kms.ListAliases",
+     "List the aliases, of every key or of one.", FLAGS(kms_list_aliases_flags),
+     NULL, 0},
+    {CLI_KMS_PREFIX "enable-key", "Kms.EnableKey",
+     "Allow a disabled key to be used again.", FLAGS(kms_key_id_flags), NULL,
+     0},
+    {CLI_KMS_PREFIX "disable-key", "Kms.DisableKey",
+     "Stop a key from encrypting and decrypting.", FLAGS(kms_key_id_flags),
+     NULL, 0},
+    {CLI_KMS_PREFIX "enable-key-rotation", "Kms.EnableKeyRotation",
+     "Rotate a key's material every year.", FLAGS(kms_key_id_flags), NULL, 0},
+    {CLI_KMS_PREFIX "disable-key-rotation", "Kms.DisableKeyRotation",
+     "Stop the yearly rotation of a key.", FLAGS(kms_key_id_flags), NULL, 0},
+    {CLI_KMS_PREFIX "rotate-key", "Kms.RotateKey",
+     "Give a key new material; old versions decrypt.", FLAGS(kms_key_id_flags),
+     NULL, 0},
+    {CLI_KMS_PREFIX "schedule-key-deletion", "Kms.ScheduleKeyDeletion",
+     "Delete a key after a wait of 7 to 30 days.",
+     FLAGS(kms_schedule_deletion_flags), NULL, 0},
+    {CLI_KMS_PREFIX "cancel-key-deletion", "Kms.CancelKeyDeletion",
+     "Keep a key scheduled for deletion (disabled).", FLAGS(kms_key_id_flags),
+     NULL, 0},
+    {CLI_KMS_PREFIX "rotate-root-key", "Kms.RotateRootKey",
+     "Re-wrap every key under the new root key.", NO_FLAGS, NULL, 0},
 };
 
 const struct cli_command *cli_commands(size_t *n)
@@ -344,22 +433,74 @@ bool cli_command_is_cluster(const struct cli_command *cmd)
                                   strlen(CLI_CLUSTER_PREFIX)) == 0;
 }
 
-/* The command named by the word @p word on the command line, in the
- * cluster group or not. */
-static const struct cli_command *command_word(const char *word, bool cluster)
+bool cli_command_is_kms(const struct cli_command *cmd)
 {
-    size_t plen = strlen(CLI_CLUSTER_PREFIX);
+    return cmd != NULL &&
+           strncmp(cmd->name, CLI_KMS_PREFIX, strlen(CLI_KMS_PREFIX)) == 0;
+}
+
+const char *cli_command_title(const struct cli_command *cmd)
+{
+    size_t n = strlen(CLI_KMS_OPERATION_PREFIX);
+
+    if (cli_command_is_kms(cmd) &&
+        strncmp(cmd->operation, CLI_KMS_OPERATION_PREFIX, n) == 0) {
+        return cmd->operation + n;
+    }
+    return cmd->operation;
+}
+
+/* Whether @p cmd runs without a server (keygen). */
+static bool is_local(const struct cli_command *cmd)
+{
+    return strcmp(cmd->name, "keygen") == 0;
+}
+
+/* The group of a command: its name's prefix ("cluster ", "kms "), or "" for
+ * the top-level commands. */
+static const char *command_group(const struct cli_command *cmd)
+{
+    if (cli_command_is_cluster(cmd)) {
+        return CLI_CLUSTER_PREFIX;
+    }
+    if (cli_command_is_kms(cmd)) {
+        return CLI_KMS_PREFIX;
+    }
+    return "";
+}
+
+/* The command named by the word @p word on the command line, in the group
+ * @p group ("cluster ", "kms ", or "" for the top level). */
+static const struct cli_command *command_word(const char *word,
+                                              const char *group)
+{
+    size_t plen = strlen(group);
 
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         const struct cli_command *c = &commands[i];
-        if (cli_command_is_cluster(c) != cluster) {
+        if (strcmp(command_group(c), group) != 0) {
             continue;
         }
-        if (strcmp(cluster ? c->name + plen : c->name, word) == 0) {
+        if (strcmp(c->name + plen, word) == 0) {
             return c;
         }
     }
     return NULL;
+}
+
+/* Append the words of the commands of @p group, separated by @p sep:
+ * "status | add | ..." for argparse's invalid choice message. */
+static void group_words(struct buf *b, const char *group, const char *sep)
+{
+    bool first = true;
+
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const struct cli_command *c = &commands[i];
+        if (strcmp(command_group(c), group) == 0) {
+            buf_printf(b, "%s%s", first ? "" : sep, c->name + strlen(group));
+            first = false;
+        }
+    }
 }
 
 /******************************************************************************
@@ -1689,7 +1830,7 @@ static const struct cli_flag *flag_find(const struct cli_command *cmd,
         }
     }
     for (size_t i = 0; i < cmd->n_flags; i++) {
-        if (strlen(cmd->flags[i].name) == n &&
+        if (cmd->flags[i].kind != CLI_PATH && strlen(cmd->flags[i].name) == n &&
             strncmp(cmd->flags[i].name, name, n) == 0) {
             *index = i;
             return &cmd->flags[i];
@@ -1765,6 +1906,70 @@ static int address_error(const char *flag,
                     "argument --%s: invalid address '%s': expected HOST:PORT "
                     "(or [IPv6]:PORT) with a port from 1 to 65535",
                     flag, value);
+}
+
+/* The number of characters (code points) of the valid UTF-8 @p s, as
+ * KMS and botocore count a string's length. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++) {
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    }
+    return n;
+}
+
+/* Whether @p s is an alias name the CLI lets through: "alias/" and a
+ * name. The server checks the rest (characters, length, alias/aws/). */
+static bool alias_name_ok(const char *s)
+{
+    return starts_with(s, CLI_ALIAS_PREFIX) &&
+           s[strlen(CLI_ALIAS_PREFIX)] != '\0';
+}
+
+/* Check the value @p s of the kms flag @p f (CLI_KEY_ID, CLI_ALIAS_NAME,
+ * CLI_WINDOW_DAYS); on success a window's value is in *days. */
+static int kms_value(const struct cli_flag *f,
+                     const char *s,
+                     long long *days,
+                     struct cli_diag *d)
+{
+    size_t n;
+    int rv;
+
+    switch (f->kind) {
+        case CLI_KEY_ID:
+            n = utf8_chars(s);
+            if (n < 1 || n > CLI_KEY_ID_MAX) {
+                return diag_set(d, true,
+                                "argument --%s: must be 1 to %d characters "
+                                "long, got %zu",
+                                f->name, CLI_KEY_ID_MAX, n);
+            }
+            return 0;
+        case CLI_ALIAS_NAME:
+            if (!alias_name_ok(s)) {
+                return diag_set(d, true,
+                                "argument --%s: must start with "
+                                "\"" CLI_ALIAS_PREFIX
+                                "\" followed by the "
+                                "alias, got '%s'",
+                                f->name, s);
+            }
+            return 0;
+        case CLI_WINDOW_DAYS:
+            rv = parse_ll(f->name, s, days, false, d);
+            if (rv == 0 && (*days < CLI_WINDOW_MIN || *days > CLI_WINDOW_MAX)) {
+                rv = diag_set(d, true,
+                              "argument --%s: must be from %d to %d (days), "
+                              "got %s",
+                              f->name, CLI_WINDOW_MIN, CLI_WINDOW_MAX, s);
+            }
+            return rv;
+        default:
+            return 0;
+    }
 }
 
 /* Apply one global option with its value (NULL for flags). */
@@ -1862,6 +2067,19 @@ static int flag_value(const struct cli_flag *f,
         *out = json_boolean(!oc->negated);
         return *out == NULL ? diag_oom(d) : 0;
     }
+    if (f->kind == CLI_PATH) {
+        /* A path names a file to create: file:// has no meaning here. */
+        const char *path = argv[oc->first];
+        if (path[0] == '\0') {
+            return diag_set(d, true, "argument %s: must not be empty", f->name);
+        }
+        if (!utf8_valid(path, strlen(path))) {
+            return diag_set(d, true, "argument %s: the path is not valid UTF-8",
+                            f->name);
+        }
+        *out = json_string(path);
+        return *out == NULL ? diag_oom(d) : 0;
+    }
     vals = calloc(n, sizeof(*vals));
     if (vals == NULL) {
         return diag_oom(d);
@@ -1876,6 +2094,8 @@ static int flag_value(const struct cli_flag *f,
     }
     switch (f->kind) {
         case CLI_STRING:
+        case CLI_KEY_ID:
+        case CLI_ALIAS_NAME:
             if (!utf8_valid(vals[0], strlen(vals[0]))) {
                 rv = diag_set(d, false,
                               "Error parsing parameter '--%s': value is not "
@@ -1883,8 +2103,19 @@ static int flag_value(const struct cli_flag *f,
                               f->name);
                 break;
             }
+            rv = kms_value(f, vals[0], &ll, d);
+            if (rv != 0) {
+                break;
+            }
             j = json_string(vals[0]);
             rv = j == NULL ? diag_oom(d) : 0;
+            break;
+        case CLI_WINDOW_DAYS:
+            rv = kms_value(f, vals[0], &ll, d);
+            if (rv == 0) {
+                j = json_integer((json_int_t)ll);
+                rv = j == NULL ? diag_oom(d) : 0;
+            }
             break;
         case CLI_INT:
         case CLI_ID:
@@ -1960,6 +2191,7 @@ static int flag_value(const struct cli_flag *f,
             rv = cli_struct_list(f, vals, n, &j, d);
             break;
         case CLI_BOOL:
+        case CLI_PATH:
             break;
     }
 out:
@@ -1989,6 +2221,25 @@ struct scan
 static void note_unknown(struct scan *s, const char *a)
 {
     buf_printf(&s->unknown, "%s%s", s->unknown.len > 0 ? ", " : "", a);
+}
+
+/* Give the word argv[@p i] to the first positional argument of the
+ * command that has none yet. False when there is no such argument: the
+ * word is then an unknown option. */
+static bool take_positional(struct scan *s, int i)
+{
+    const struct cli_command *cmd = s->inv->cmd;
+
+    for (size_t k = 0; k < cmd->n_flags; k++) {
+        struct occ *oc = &s->occ[k];
+        if (cmd->flags[k].kind == CLI_PATH && !oc->set) {
+            oc->set = true;
+            oc->first = i;
+            oc->count = 1;
+            return true;
+        }
+    }
+    return false;
 }
 
 /* The request: --cli-input-json first, then the flags over it. */
@@ -2040,7 +2291,8 @@ static int build_request(struct scan *s, char *const argv[])
     for (size_t i = 0; i < cmd->n_flags; i++) {
         if (cmd->flags[i].required &&
             json_object_get(inv->request, cmd->flags[i].field) == NULL) {
-            buf_printf(&missing, "%s--%s", missing.len > 0 ? ", " : "",
+            buf_printf(&missing, "%s%s%s", missing.len > 0 ? ", " : "",
+                       cmd->flags[i].kind == CLI_PATH ? "" : "--",
                        cmd->flags[i].name);
         }
     }
@@ -2058,8 +2310,78 @@ static int build_request(struct scan *s, char *const argv[])
     return 0;
 }
 
-/* Node ids and addresses are checked in the request too, since
- * --cli-input-json bypasses the flags' own checks. */
+/* Append botocore's message for a string member @p field whose length is
+ * outside @p min..@p max, if it is. */
+static void check_length(struct buf *errs,
+                         const char *field,
+                         const char *s,
+                         size_t min,
+                         size_t max)
+{
+    size_t n = utf8_chars(s);
+
+    if (n < min) {
+        buf_printf(errs,
+                   "\nInvalid length for parameter %s, value: %zu, valid "
+                   "min length: %zu",
+                   field, n, min);
+    } else if (n > max) {
+        buf_printf(errs,
+                   "\nInvalid length for parameter %s, value: %zu, valid "
+                   "max length: %zu",
+                   field, n, max);
+    }
+}
+
+/* The kms group's members and keygen's path, checked in the request. */
+static void check_member(struct buf *errs,
+                         const struct cli_flag *f,
+                         const json_t *v)
+{
+    json_int_t days;
+
+    switch (f->kind) {
+        case CLI_KEY_ID:
+        case CLI_ALIAS_NAME:
+        case CLI_PATH:
+            if (!json_is_string(v)) {
+                invalid_type(errs, f->field, v, PY_VALID_STR);
+            } else if (f->kind == CLI_KEY_ID) {
+                check_length(errs, f->field, json_string_value(v), 1,
+                             CLI_KEY_ID_MAX);
+            } else if (f->kind == CLI_PATH) {
+                check_length(errs, f->field, json_string_value(v), 1, SIZE_MAX);
+            } else if (!alias_name_ok(json_string_value(v))) {
+                buf_printf(errs,
+                           "\nInvalid value for parameter %s, value: %s, "
+                           "must start with " CLI_ALIAS_PREFIX
+                           " followed by the alias",
+                           f->field, json_string_value(v));
+            }
+            break;
+        case CLI_WINDOW_DAYS:
+            if (!json_is_integer(v)) {
+                invalid_type(errs, f->field, v, "<class 'int'>");
+                break;
+            }
+            days = json_integer_value(v);
+            if (days < CLI_WINDOW_MIN || days > CLI_WINDOW_MAX) {
+                buf_printf(
+                    errs,
+                    "\nInvalid value for parameter %s, value: "
+                    "%" JSON_INTEGER_FORMAT ", valid %s value: %d",
+                    f->field, days, days < CLI_WINDOW_MIN ? "min" : "max",
+                    days < CLI_WINDOW_MIN ? CLI_WINDOW_MIN : CLI_WINDOW_MAX);
+            }
+            break;
+        default:
+            break;
+    }
+}
+
+/* Node ids, addresses, the kms group's values and paths are checked in
+ * the request too, since --cli-input-json bypasses the flags' own
+ * checks. */
 static int check_members(struct scan *s)
 {
     const struct cli_command *cmd = s->inv->cmd;
@@ -2089,6 +2411,8 @@ static int check_members(struct scan *s)
                        "\nInvalid value for parameter %s, value: %s, "
                        "expected HOST:PORT",
                        f->field, json_string_value(v));
+        } else {
+            check_member(&errs, f, v);
         }
     }
     if (errs.oom) {
@@ -2175,23 +2499,40 @@ int cli_parse(int argc,
         size_t fi;
 
         if (!starts_with(a, "--") || a[2] == '\0') {
-            /* A positional word: `ssm`, the command, or `help`. */
+            /* A positional word: `ssm`, a group, the command, `help`, or
+             * the command's positional argument (keygen's FILE). */
+            bool top =
+                inv->cmd == NULL && !seen_ssm && !inv->cluster && !inv->kms;
             if (strcmp(a, "help") == 0 || strcmp(a, "-h") == 0) {
                 inv->opt.help = true;
-            } else if (inv->cmd == NULL && !seen_ssm && !inv->cluster &&
-                       strcmp(a, "ssm") == 0) {
+            } else if (top && strcmp(a, "ssm") == 0) {
                 seen_ssm = true;
-            } else if (inv->cmd == NULL && !seen_ssm && !inv->cluster &&
-                       strcmp(a, "cluster") == 0) {
+            } else if (top && strcmp(a, "cluster") == 0) {
                 inv->cluster = true;
+            } else if (top && strcmp(a, "kms") == 0) {
+                inv->kms = true;
             } else if (inv->cmd == NULL) {
-                inv->cmd = command_word(a, inv->cluster);
-                if (inv->cmd == NULL && inv->cluster) {
-                    rv = diag_set(d, true,
-                                  "argument cluster command: Invalid choice: "
-                                  "'%s', valid choices are: status | add | "
-                                  "remove | transfer-leadership",
-                                  a);
+                const char *group = inv->cluster ? CLI_CLUSTER_PREFIX
+                                    : inv->kms   ? CLI_KMS_PREFIX
+                                                 : "";
+                inv->cmd = command_word(a, group);
+                /* `aws ssm` has no keygen: only `cairn keygen` names it. */
+                if (inv->cmd != NULL && seen_ssm && is_local(inv->cmd)) {
+                    inv->cmd = NULL;
+                }
+                if (inv->cmd == NULL && group[0] != '\0') {
+                    struct buf words;
+                    buf_init(&words);
+                    group_words(&words, group, " | ");
+                    rv = words.oom ? diag_oom(d)
+                                   : diag_set(d, true,
+                                              "argument %.*s command: Invalid "
+                                              "choice: '%s', valid choices "
+                                              "are: %.*s",
+                                              (int)strlen(group) - 1, group, a,
+                                              (int)words.len,
+                                              (const char *)words.data);
+                    buf_close(&words);
                     break;
                 }
                 if (inv->cmd == NULL) {
@@ -2201,12 +2542,15 @@ int cli_parse(int argc,
                                   a);
                     break;
                 }
-                s.occ = calloc(inv->cmd->n_flags, sizeof(*s.occ));
+                /* One slot even for a command without flags: calloc(0)
+                 * may answer NULL. */
+                s.occ = calloc(inv->cmd->n_flags > 0 ? inv->cmd->n_flags : 1,
+                               sizeof(*s.occ));
                 if (s.occ == NULL) {
                     rv = diag_oom(d);
                     break;
                 }
-            } else {
+            } else if (!take_positional(&s, i)) {
                 note_unknown(&s, a);
             }
             i++;
@@ -2302,6 +2646,11 @@ int cli_parse(int argc,
         rv = diag_set(d, true,
                       "the following arguments are required: cluster "
                       "command (status, add, remove or transfer-leadership)");
+    }
+    if (rv == 0 && inv->kms && inv->cmd == NULL) {
+        rv = diag_set(d, true,
+                      "the following arguments are required: kms command "
+                      "(run `cairn kms help` for the list)");
     }
     if (rv == 0 && inv->cmd == NULL) {
         rv = diag_set(d, true, "the following arguments are required: command");
@@ -4228,6 +4577,52 @@ int cli_render_status(const json_t *status,
 
 /******************************************************************************
  *
+ * keygen
+ *
+ *****************************************************************************/
+
+int cli_keygen_exit(int status)
+{
+    switch (status) {
+        case 0:
+            return CLI_EXIT_OK;
+        case CAIRN_ALREADY_EXISTS:
+        case CAIRN_NOT_FOUND:
+        case CAIRN_PERMISSION_DENIED:
+        case CAIRN_INVALID_ARGUMENT:
+            return CLI_EXIT_USAGE;
+        default:
+            return CLI_EXIT_FAILURE;
+    }
+}
+
+int cli_render_keygen_error(struct buf *out,
+                            const char *path,
+                            const struct cairn_error *e)
+{
+    const char *why = e->msg[0] != '\0' ? e->msg : cairn_status_name(e->code);
+
+    if (e->code == CAIRN_ALREADY_EXISTS) {
+        buf_printf(out,
+                   "\n%s already exists: cairn keygen never overwrites a "
+                   "file (a root key in use would be lost). Choose another "
+                   "path.\n",
+                   path);
+    } else {
+        buf_printf(out, "\nCould not create the root key file %s: %s\n", path,
+                   why);
+    }
+    return cli_keygen_exit(e->code);
+}
+
+json_t *cli_keygen_result(const char *path, const char *fingerprint_hex)
+{
+    return json_pack("{s:s, s:s}", "File", path, "Fingerprint",
+                     fingerprint_hex);
+}
+
+/******************************************************************************
+ *
  * Help
  *
  *****************************************************************************/
@@ -4285,13 +4680,18 @@ static void indent_lines(struct buf *b, const char *text, int indent)
 static const char *kind_name(enum cli_kind k)
 {
     switch (k) {
-        case CLI_STRING:
-            return "string";
         case CLI_ADDRESS:
             return "HOST:PORT";
         case CLI_INT:
         case CLI_ID:
+        case CLI_WINDOW_DAYS:
             return "integer";
+        case CLI_PATH:
+            return "path";
+        case CLI_STRING:
+        case CLI_KEY_ID:
+        case CLI_ALIAS_NAME:
+            return "string";
         case CLI_BOOL:
             return "boolean";
         default:
@@ -4359,13 +4759,19 @@ static void help_top(struct buf *b)
          0);
     buf_append_str(b, "\nCOMMANDS\n");
     for (size_t i = 0; i < n; i++) {
-        if (!cli_command_is_cluster(&cmds[i])) {
+        if (command_group(&cmds[i])[0] == '\0') {
             buf_printf(b, "    %-28s %s\n", cmds[i].name, cmds[i].summary);
         }
     }
     buf_append_str(b, "\nCLUSTER COMMANDS (`cairn cluster help`)\n");
     for (size_t i = 0; i < n; i++) {
         if (cli_command_is_cluster(&cmds[i])) {
+            buf_printf(b, "    %-28s %s\n", cmds[i].name, cmds[i].summary);
+        }
+    }
+    buf_append_str(b, "\nKMS COMMANDS (`cairn kms help`)\n");
+    for (size_t i = 0; i < n; i++) {
+        if (cli_command_is_kms(&cmds[i])) {
             buf_printf(b, "    %-28s %s\n", cmds[i].name, cmds[i].summary);
         }
     }
@@ -4407,6 +4813,29 @@ static void help_cluster_about(struct buf *b, const struct cli_command *c)
     buf_append_str(b, "\n");
 }
 
+/* What a kms command calls, for its help. */
+static void help_kms_about(struct buf *b, const struct cli_command *c)
+{
+    char about[160];
+
+    if (strcmp(c->operation, "Kms.RotateRootKey") == 0) {
+        wrap(b,
+             "Calls Kms.RotateRootKey, Cairn's own (KMS has no root key; "
+             "docs/encryption.md): the receiving node re-wraps every key "
+             "version under its current root key (cairnd --root-key-file), "
+             "unwrapping with --previous-root-key-file. Restart every node "
+             "with both files first.",
+             4);
+    } else {
+        snprintf(about, sizeof(about),
+                 "Calls %s, the %s operation of the KMS API "
+                 "(docs/encryption.md).",
+                 c->operation, cli_command_title(c));
+        wrap(b, about, 4);
+    }
+    buf_append_str(b, "\n");
+}
+
 static void help_command(struct buf *b, const struct cli_command *c)
 {
     buf_append_str(b, "NAME\n");
@@ -4415,17 +4844,39 @@ static void help_command(struct buf *b, const struct cli_command *c)
     if (cli_command_is_cluster(c)) {
         buf_append_str(b, "\n\n");
         help_cluster_about(b, c);
+    } else if (cli_command_is_kms(c)) {
+        buf_append_str(b, "\n\n");
+        help_kms_about(b, c);
+    } else if (is_local(c)) {
+        buf_append_str(b, "\n\n");
+        wrap(b,
+             "Writes a new Cairn root key (docs/encryption.md): the line "
+             "cairn-root-key-v1 and 64 hex digits, mode 0600, refusing to "
+             "overwrite a file. Prints the file and the key's fingerprint. "
+             "Contacts no server. Copy the file to every node and start "
+             "cairnd with --root-key-file FILE.",
+             4);
+        buf_append_str(b, "\n");
     } else {
         buf_printf(b, "\n\n    The %s operation of the SSM API.\n\n",
                    c->operation);
     }
     buf_append_str(b, "SYNOPSIS\n");
-    buf_printf(b, "    cairn %s\n", c->name);
+    buf_printf(b, "    cairn %s", c->name);
+    for (size_t i = 0; i < c->n_flags; i++) {
+        const struct cli_flag *f = &c->flags[i];
+        if (f->kind == CLI_PATH) {
+            buf_printf(b, f->required ? " %s" : " [%s]", f->name);
+        }
+    }
+    buf_append_str(b, "\n");
     for (size_t i = 0; i < c->n_flags; i++) {
         const struct cli_flag *f = &c->flags[i];
         const char *open = f->required ? "" : "[";
         const char *close = f->required ? "" : "]";
-        if (f->kind == CLI_BOOL) {
+        if (f->kind == CLI_PATH) {
+            continue;
+        } else if (f->kind == CLI_BOOL) {
             buf_printf(b, "        [--%s | --no-%s]\n", f->name, f->name);
         } else if (f->kind == CLI_STRING_LIST || f->kind == CLI_STRUCT_LIST) {
             buf_printf(b, "        %s--%s <value> [<value> ...]%s\n", open,
@@ -4447,12 +4898,17 @@ static void help_command(struct buf *b, const struct cli_command *c)
         const struct cli_flag *f = &c->flags[i];
         if (f->kind == CLI_BOOL) {
             buf_printf(b, "    --%s | --no-%s (boolean)\n", f->name, f->name);
+        } else if (f->kind == CLI_PATH) {
+            buf_printf(b, "    %s (%s)%s\n", f->name, kind_name(f->kind),
+                       f->required ? " [required]" : "");
         } else {
             buf_printf(b, "    --%s (%s)%s\n", f->name, kind_name(f->kind),
                        f->required ? " [required]" : "");
         }
         wrap(b, f->help, 8);
-        buf_printf(b, "        Request member: %s.\n", f->field);
+        if (!is_local(c)) {
+            buf_printf(b, "        Request member: %s.\n", f->field);
+        }
         if (f->kind == CLI_STRING_LIST) {
             buf_append_str(b, "        Syntax:\n");
             buf_append_str(b, "            \"string\" \"string\" ...\n");
@@ -4498,31 +4954,45 @@ static void help_command(struct buf *b, const struct cli_command *c)
     help_globals(b);
 }
 
-int cli_render_cluster_help(struct buf *out)
+/* The placeholder of a flag's value in a group's synopsis. */
+static const char *synopsis_value(const struct cli_flag *f)
+{
+    switch (f->kind) {
+        case CLI_ID:
+        case CLI_WINDOW_DAYS:
+            return "N";
+        case CLI_ADDRESS:
+            return "HOST:PORT";
+        case CLI_KEY_ID:
+            return "KEY";
+        case CLI_ALIAS_NAME:
+            return "alias/NAME";
+        default:
+            return "<value>";
+    }
+}
+
+/* The help of the group @p group ("cluster "): its commands, then one
+ * synopsis line each. */
+static void help_group(struct buf *out, const char *group, const char *about)
 {
     size_t n;
     const struct cli_command *cmds = cli_commands(&n);
 
-    buf_append_str(out,
-                   "usage: cairn [options] cluster <command> [parameters]\n"
-                   "\n");
-    wrap(out,
-         "Inspect and change the Raft membership of a Cairn cluster through "
-         "any of its nodes (docs/cluster.md). Changes are forwarded to the "
-         "leader.",
-         0);
+    buf_printf(out, "usage: cairn [options] %.*s <command> [parameters]\n\n",
+               (int)strlen(group) - 1, group);
+    wrap(out, about, 0);
     buf_append_str(out, "\nCOMMANDS\n");
     for (size_t i = 0; i < n; i++) {
-        if (cli_command_is_cluster(&cmds[i])) {
-            buf_printf(out, "    %-28s %s\n",
-                       cmds[i].name + strlen(CLI_CLUSTER_PREFIX),
+        if (strcmp(command_group(&cmds[i]), group) == 0) {
+            buf_printf(out, "    %-28s %s\n", cmds[i].name + strlen(group),
                        cmds[i].summary);
         }
     }
     buf_append_str(out, "\nSYNOPSIS\n");
     for (size_t i = 0; i < n; i++) {
         const struct cli_command *c = &cmds[i];
-        if (!cli_command_is_cluster(c)) {
+        if (strcmp(command_group(c), group) != 0) {
             continue;
         }
         buf_printf(out, "    cairn %s", c->name);
@@ -4532,17 +5002,34 @@ int cli_render_cluster_help(struct buf *out)
                 buf_printf(out, " [--%s]", f->name);
             } else {
                 buf_printf(out, " %s--%s %s%s", f->required ? "" : "[", f->name,
-                           f->kind == CLI_ID        ? "N"
-                           : f->kind == CLI_ADDRESS ? "HOST:PORT"
-                                                    : "<value>",
-                           f->required ? "" : "]");
+                           synopsis_value(f), f->required ? "" : "]");
             }
         }
         buf_append_str(out, "\n");
     }
-    buf_append_str(out,
-                   "\nRun `cairn cluster <command> --help` for the "
-                   "parameters of a command.\n");
+    buf_printf(out,
+               "\nRun `cairn %.*s <command> --help` for the parameters of a "
+               "command.\n",
+               (int)strlen(group) - 1, group);
+}
+
+int cli_render_cluster_help(struct buf *out)
+{
+    help_group(out, CLI_CLUSTER_PREFIX,
+               "Inspect and change the Raft membership of a Cairn cluster "
+               "through any of its nodes (docs/cluster.md). Changes are "
+               "forwarded to the leader.");
+    return out->oom ? CAIRN_RESOURCE_EXHAUSTED : 0;
+}
+
+int cli_render_kms_help(struct buf *out)
+{
+    help_group(out, CLI_KMS_PREFIX,
+               "Manage the master keys that encrypt SecureString parameters "
+               "and their aliases, as `aws kms` does (docs/encryption.md). "
+               "Key material never leaves the cluster: it is generated by the "
+               "node that receives the call and stored wrapped by the nodes' "
+               "root key (see `cairn keygen`).");
     return out->oom ? CAIRN_RESOURCE_EXHAUSTED : 0;
 }
 

@@ -1,8 +1,8 @@
 /* The cairn CLI's pure parts: the command table, argument parsing (AWS CLI
  * shorthand, JSON and file:// values), pagination merging, the AWS CLI's
- * output formats (json, text, table) and the `cairn cluster status` view.
- * Nothing here touches the network, so all of it is unit-tested without a
- * server. */
+ * output formats (json, text, table), the `cairn cluster status` view and
+ * the checks of the `kms` group's values. Nothing here touches the
+ * network, so all of it is unit-tested without a server. */
 #ifndef CAIRN_TOOLS_CLI_ARGS_H
 #define CAIRN_TOOLS_CLI_ARGS_H
 
@@ -40,7 +40,21 @@ enum cli_kind {
     CLI_STRUCT_LIST, /* shorthand or JSON structures (see cli_shape) */
     CLI_ID,          /* one value, a Raft node id: an integer >= 1 */
     CLI_ADDRESS,     /* one value, "host:port" or "[v6]:port", a string */
+    CLI_KEY_ID,      /* one value, a KMS key id, ARN or alias: a string of
+                        1 to CLI_KEY_ID_MAX characters */
+    CLI_ALIAS_NAME,  /* one value, a KMS alias name: "alias/" and more */
+    CLI_WINDOW_DAYS, /* one value, an integer from CLI_WINDOW_MIN to
+                        CLI_WINDOW_MAX (a key's pending deletion window) */
+    CLI_PATH,        /* a positional word, not a --flag: a local file's
+                        path, a non-empty string; the flag's name is the
+                        word help shows ("FILE") */
 };
+
+/* KMS's limits on the values it checks (KeyId, PendingWindowInDays). */
+#define CLI_KEY_ID_MAX 2048
+#define CLI_WINDOW_MIN 7
+#define CLI_WINDOW_MAX 30
+#define CLI_ALIAS_PREFIX "alias/"
 
 enum cli_member_kind {
     CLI_MEMBER_STRING,
@@ -82,10 +96,17 @@ struct cli_flag
  * Cairn's internal methods (docs/cluster.md) instead of an SSM operation. */
 #define CLI_CLUSTER_PREFIX "cluster "
 
+/* A command of the `kms` group is named "kms <word>", mirrors `aws kms` and
+ * calls the Kms.* methods (docs/encryption.md), whose bodies use KMS's
+ * member names. */
+#define CLI_KMS_PREFIX "kms "
+#define CLI_KMS_OPERATION_PREFIX "Kms."
+
 struct cli_command
 {
-    const char *name;      /* "get-parameter", "cluster add" */
-    const char *operation; /* "GetParameter", also the table title */
+    const char *name;      /* "get-parameter", "cluster add", "kms list-keys" */
+    const char *operation; /* "GetParameter", "Kms.ListKeys"; a title only
+                              for commands that make no such call */
     const char *summary;   /* one sentence for the command list */
     const struct cli_flag *flags;
     size_t n_flags;
@@ -96,7 +117,7 @@ struct cli_command
 };
 
 /** Every command, in the order `cairn --help` lists them: the SSM
- * commands, then the cluster group. */
+ * commands and keygen, then the cluster group, then the kms group. */
 const struct cli_command *cli_commands(size_t *n);
 
 /** The command called @p name ("get-parameter", "cluster status"), or
@@ -105,6 +126,14 @@ const struct cli_command *cli_command_find(const char *name);
 
 /** Whether @p cmd belongs to the `cluster` group. */
 bool cli_command_is_cluster(const struct cli_command *cmd);
+
+/** Whether @p cmd belongs to the `kms` group. */
+bool cli_command_is_kms(const struct cli_command *cmd);
+
+/** The operation's name as the AWS CLI shows it, in table titles and in
+ * "when calling the X operation": the operation without the "Kms." of the
+ * kms group's methods ("DescribeKey"). Borrowed from the command table. */
+const char *cli_command_title(const struct cli_command *cmd);
 
 /* ---- parsing -------------------------------------------------------- */
 
@@ -135,6 +164,7 @@ struct cli_invocation
     const struct cli_command *cmd; /* NULL when only help was asked */
     json_t *request; /* the request object; NULL when cmd is NULL */
     bool cluster;    /* the `cluster` group was named (for its help) */
+    bool kms;        /* the `kms` group was named (for its help) */
 };
 
 /**
@@ -291,6 +321,37 @@ int cli_render_help(struct buf *out, const struct cli_command *cmd);
 
 /** Append the help of the `cluster` group: its commands. */
 int cli_render_cluster_help(struct buf *out);
+
+/** Append the help of the `kms` group: its commands. */
+int cli_render_kms_help(struct buf *out);
+
+/* ---- keygen --------------------------------------------------------- */
+
+/**
+ * The exit status of `cairn keygen` after env_root_key_create returned
+ * @p status: CLI_EXIT_OK; CLI_EXIT_USAGE when FILE cannot be used as
+ * given (it exists: ALREADY_EXISTS; its directory is missing: NOT_FOUND;
+ * no access: PERMISSION_DENIED; INVALID_ARGUMENT), as the AWS CLI treats a
+ * bad local file argument; CLI_EXIT_FAILURE for anything else (I/O, no
+ * randomness).
+ */
+int cli_keygen_exit(int status);
+
+/**
+ * Append the message of a failed `cairn keygen FILE` (@p path) whose
+ * env_root_key_create failed with @p e, and return the exit status
+ * (cli_keygen_exit of e->code).
+ */
+int cli_render_keygen_error(struct buf *out,
+                            const char *path,
+                            const struct cairn_error *e);
+
+/**
+ * The output of `cairn keygen`: {"File": @p path, "Fingerprint":
+ * @p fingerprint_hex}, to print with cli_render. The caller owns the
+ * result; NULL when out of memory (or @p path is not UTF-8).
+ */
+json_t *cli_keygen_result(const char *path, const char *fingerprint_hex);
 
 /* ---- cluster status ------------------------------------------------- */
 

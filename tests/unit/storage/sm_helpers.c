@@ -1,5 +1,6 @@
 #include "sm_helpers.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,117 @@ const struct sm_outcome *h_put_secure(struct h *h,
     }
     assert_false(h->cmd.oom);
     return h_apply_raw(h, h->cmd.data, h->cmd.len);
+}
+
+void h_material(uint8_t out[H_MATERIAL_LEN], const char *root_key, int fill)
+{
+    assert_int_equal(strlen(root_key), 16);
+    memcpy(out, "CRNW", 4);
+    out[4] = 1;
+    for (int i = 0; i < 8; i++) {
+        unsigned b;
+        assert_int_equal(sscanf(root_key + 2 * i, "%2x", &b), 1);
+        out[5 + i] = (uint8_t)b;
+    }
+    memset(out + 13, fill, H_MATERIAL_LEN - 13);
+}
+
+const struct sm_outcome *h_apply_req(struct h *h,
+                                     const char *op,
+                                     const void *req,
+                                     size_t len)
+{
+    struct buf cmd;
+    msgpack_packer pk;
+    const struct sm_outcome *o;
+
+    buf_init(&cmd);
+    mp_packer_init(&pk, &cmd);
+    h->ts += 1000;
+    msgpack_pack_map(&pk, 4);
+    mp_pack_kv_cstr(&pk, "op", op);
+    mp_pack_kv_i64(&pk, "ts", h->ts);
+    mp_pack_kv_cstr(&pk, "user", "arn:aws:iam::000000000000:user/test");
+    mp_pack_cstr(&pk, "req");
+    buf_append(&cmd, req, len);
+    assert_false(cmd.oom);
+    o = h_apply_raw(h, cmd.data, cmd.len);
+    buf_close(&cmd);
+    return o;
+}
+
+const struct sm_outcome *h_create_key(struct h *h,
+                                      const char *key_id,
+                                      const char *alias,
+                                      bool is_default)
+{
+    uint8_t m[H_MATERIAL_LEN];
+    struct buf req;
+    msgpack_packer pk;
+    const struct sm_outcome *o;
+
+    h_material(m, H_ROOT_KEY, 1);
+    buf_init(&req);
+    mp_packer_init(&pk, &req);
+    msgpack_pack_map(&pk, 3 + (alias != NULL) + is_default);
+    mp_pack_kv_cstr(&pk, "KeyId", key_id);
+    mp_pack_cstr(&pk, "Material");
+    mp_pack_bin(&pk, m, sizeof(m));
+    mp_pack_kv_cstr(&pk, "RootKey", H_ROOT_KEY);
+    if (alias != NULL) {
+        mp_pack_cstr(&pk, "Aliases");
+        msgpack_pack_array(&pk, 1);
+        mp_pack_cstr(&pk, alias);
+    }
+    if (is_default) {
+        mp_pack_kv_bool(&pk, "Default", true);
+    }
+    assert_false(req.oom);
+    o = h_apply_req(h, "CreateKey", req.data, req.len);
+    buf_close(&req);
+    return o;
+}
+
+void h_ensure_key(struct h *h, const char *key_ref)
+{
+    struct cairn_error err;
+    struct buf q, out;
+    msgpack_packer pk;
+    const struct sm_outcome *o;
+    char id[65];
+    int rv;
+
+    if (key_ref == NULL || strncmp(key_ref, "alias/aws/", 10) == 0) {
+        o = h_create_key(h, "default-key", NULL, true);
+        if (o->err.code != 0) {
+            fail_msg("default key: %s %s", o->err.type, o->err.msg);
+        }
+        return;
+    }
+    buf_init(&q);
+    buf_init(&out);
+    mp_packer_init(&pk, &q);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_kv_cstr(&pk, "KeyId", key_ref);
+    rv = query_run(h->s, "DescribeKey", q.data, q.len, &out, &err);
+    buf_close(&q);
+    buf_close(&out);
+    if (rv == 0) {
+        return;
+    }
+    if (strncmp(key_ref, "alias/", 6) == 0) {
+        size_t n = 0;
+        for (const char *p = key_ref + 6; *p != '\0' && n < 60; p++) {
+            id[n++] = (isalnum((unsigned char)*p) || *p == '-') ? *p : '-';
+        }
+        memcpy(id + n, "-key", 5);
+        o = h_create_key(h, id, key_ref, false);
+    } else {
+        o = h_create_key(h, key_ref, NULL, false);
+    }
+    if (o->err.code != 0) {
+        fail_msg("key %s: %s %s", key_ref, o->err.type, o->err.msg);
+    }
 }
 
 const char *js(json_t *o, const char *key)

@@ -72,6 +72,32 @@ const struct sm_outcome *h_put_secure(struct h *h,
                                       const char *key_id,
                                       bool overwrite);
 
+/* The root key fingerprint of h_material, as RootKey. */
+#define H_ROOT_KEY "0011223344556677"
+#define H_MATERIAL_LEN 73
+
+/** Wrapped material as the keyring stores it: "CRNW", format 1, the
+ * fingerprint @p root_key (16 hex digits), then 64 bytes of @p fill. */
+void h_material(uint8_t out[H_MATERIAL_LEN], const char *root_key, int fill);
+
+/** Apply @p op with the request map @p req (msgpack, @p len bytes). */
+const struct sm_outcome *h_apply_req(struct h *h,
+                                     const char *op,
+                                     const void *req,
+                                     size_t len);
+
+/** CreateKey @p key_id with material from h_material (fill 1), the alias
+ * @p alias (NULL: none) and Default @p is_default. */
+const struct sm_outcome *h_create_key(struct h *h,
+                                      const char *key_id,
+                                      const char *alias,
+                                      bool is_default);
+
+/** Make the key that a SecureString put names exist and be enabled:
+ * NULL or an "alias/aws/" name creates the default key; another alias or
+ * a key id gets a new key with that alias or id, unless it resolves. */
+void h_ensure_key(struct h *h, const char *key_ref);
+
 /** The string at @p key of object @p o, or NULL. */
 const char *js(json_t *o, const char *key);
 /** The integer at @p key of object @p o, or -1. */

@@ -318,8 +318,10 @@ static void put_secure(struct h *h,
                        const char *blob,
                        const char *key_id)
 {
-    const struct sm_outcome *o =
-        h_put_secure(h, name, blob, strlen(blob), strlen(blob), key_id, true);
+    const struct sm_outcome *o;
+
+    h_ensure_key(h, key_id); /* SecureString puts need their key */
+    o = h_put_secure(h, name, blob, strlen(blob), strlen(blob), key_id, true);
     if (o->err.code != 0) {
         fail_msg("secure put %s: %s %s", name, o->err.type, o->err.msg);
     }
@@ -699,6 +701,7 @@ static void get_secure_string(void **state)
     const struct sm_outcome *o;
     json_t *r, *p;
 
+    h_ensure_key(h, NULL);
     o = h_put_secure(h, "/sec", blob, sizeof(blob), 6, NULL, false);
     assert_int_equal(o->err.code, 0);
     for (int dec = 0; dec < 2; dec++) {

@@ -403,6 +403,9 @@ static void secure_string(void **state)
     const struct sm_outcome *o;
     json_t *r;
 
+    /* The keys must exist (tests/unit/storage/test_keyring.c). */
+    h_ensure_key(h, NULL);
+    h_ensure_key(h, "alias/other");
     o = h_put_secure(h, "/s", blob, sizeof(blob), 5, NULL, false);
     assert_int_equal(o->err.code, 0);
     r = describe_one(h, "/s");

@@ -1,7 +1,8 @@
 /* Unit tests for tools/cli_args.c: the cairn CLI's command line parsing
  * (AWS shorthand, JSON and file:// values, botocore-style validation),
- * pagination merging, the AWS CLI's json, text and table output, and the
- * `cairn cluster` commands (their flags and the status view). The expected
+ * pagination merging, the AWS CLI's json, text and table output, the
+ * `cairn cluster` commands (their flags and the status view), the `cairn
+ * kms` commands and `cairn keygen` (their arguments and output). The expected
  * outputs of the AWS formatters were produced by the AWS CLI's own
  * formatters on the same data. */
 #include "test.h"
@@ -28,6 +29,7 @@ struct fixture
     struct cli_invocation inv;
     struct buf out;
     json_t *j;
+    char *words; /* argv of assert_line, which inv.opt borrows from */
 };
 
 static int setup(void **state)
@@ -48,6 +50,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     cli_invocation_close(&f->inv);
+    free(f->words);
     json_decref(f->j);
     buf_close(&f->out);
     test_rmdir(f->dir);
@@ -203,6 +206,55 @@ static void assert_parse_error(struct fixture *f,
                      CAIRN_INVALID_ARGUMENT);
     assert_string_equal(f->d.msg, msg);
     assert_int_equal(f->d.usage, usage);
+}
+
+/* Split "cairn " + @p line at single spaces into @p argv (at most 32
+ * words); the words live in f->words until the next call. */
+static int split_line(struct fixture *f, const char *line, char **argv)
+{
+    int argc = 1;
+
+    free(f->words);
+    f->words = strdup(line);
+    assert_non_null(f->words);
+    argv[0] = "cairn";
+    for (char *w = strtok(f->words, " "); w != NULL; w = strtok(NULL, " ")) {
+        assert_true(argc < 32);
+        argv[argc++] = w;
+    }
+    return argc;
+}
+
+/* Parse "cairn " + @p line and check the request is @p want and the
+ * command calls @p operation. */
+static void assert_line(struct fixture *f,
+                        const char *line,
+                        const char *operation,
+                        const char *want)
+{
+    char *argv[32];
+    int argc;
+
+    cli_invocation_close(&f->inv);
+    argc = split_line(f, line, argv);
+    assert_request(f, argc, argv, want);
+    assert_non_null(f->inv.cmd);
+    assert_string_equal(f->inv.cmd->operation, operation);
+}
+
+/* Parse "cairn " + @p line and check it fails with @p msg (a usage error
+ * or not). */
+static void assert_line_error(struct fixture *f,
+                              const char *line,
+                              bool usage,
+                              const char *msg)
+{
+    char *argv[32];
+    int argc;
+
+    cli_invocation_close(&f->inv);
+    argc = split_line(f, line, argv);
+    assert_parse_error(f, argc, argv, usage, msg);
 }
 
 /* Render the JSON text @p resp and compare with @p want. */
@@ -783,6 +835,34 @@ static void parse_paging(void **state)
                        "argument --max-items: must be at least 1, got 0");
 }
 
+/* Every read that can return a SecureString passes WithDecryption:
+ * --with-decryption sends true, --no-with-decryption false, neither
+ * nothing (the server's default, false). */
+static void parse_with_decryption(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_line(f, "get-parameter --name /a --with-decryption", "GetParameter",
+                "{\"Name\":\"/a\",\"WithDecryption\":true}");
+    assert_line(f, "get-parameters --names /a /b --with-decryption",
+                "GetParameters",
+                "{\"Names\":[\"/a\",\"/b\"],\"WithDecryption\":true}");
+    assert_line(f,
+                "get-parameters-by-path --path /a --with-decryption "
+                "--recursive",
+                "GetParametersByPath",
+                "{\"Path\":\"/a\",\"Recursive\":true,\"WithDecryption\":"
+                "true}");
+    assert_line(f, "get-parameter-history --name /a --with-decryption",
+                "GetParameterHistory",
+                "{\"Name\":\"/a\",\"WithDecryption\":true}");
+    assert_line(f, "get-parameter-history --name /a --no-with-decryption",
+                "GetParameterHistory",
+                "{\"Name\":\"/a\",\"WithDecryption\":false}");
+    assert_line(f, "get-parameter --name /a", "GetParameter",
+                "{\"Name\":\"/a\"}");
+}
+
 /* The service-setting and tag commands map their flags. */
 static void parse_other_commands(void **state)
 {
@@ -1278,6 +1358,594 @@ static void status_edge_cases(void **state)
 
 /******************************************************************************
  *
+ * The kms group and keygen
+ *
+ *****************************************************************************/
+
+/* Every kms subcommand builds its Kms.* method's body with KMS's member
+ * names; the flags mirror `aws kms`. */
+static void parse_kms(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const key_id_commands[][2] = {
+        {"describe-key", "Kms.DescribeKey"},
+        {"enable-key", "Kms.EnableKey"},
+        {"disable-key", "Kms.DisableKey"},
+        {"enable-key-rotation", "Kms.EnableKeyRotation"},
+        {"disable-key-rotation", "Kms.DisableKeyRotation"},
+        {"rotate-key", "Kms.RotateKey"},
+        {"cancel-key-deletion", "Kms.CancelKeyDeletion"},
+    };
+
+    assert_line(f, "kms create-key", "Kms.CreateKey", "{}");
+    assert_true(f->inv.kms);
+    assert_false(f->inv.cluster);
+    assert_true(cli_command_is_kms(f->inv.cmd));
+    assert_false(cli_command_is_cluster(f->inv.cmd));
+    assert_line(f, "kms create-key --description db-passwords", "Kms.CreateKey",
+                "{\"Description\":\"db-passwords\"}");
+    assert_line(f, "kms list-keys", "Kms.ListKeys", "{}");
+    for (size_t i = 0; i < sizeof(key_id_commands) / sizeof(key_id_commands[0]);
+         i++) {
+        char line[128];
+        snprintf(line, sizeof(line),
+                 "kms %s --key-id 1234abcd-12ab-34cd-56ef-1234567890ab",
+                 key_id_commands[i][0]);
+        assert_line(f, line, key_id_commands[i][1],
+                    "{\"KeyId\":\"1234abcd-12ab-34cd-56ef-1234567890ab\"}");
+    }
+    /* Aliases and ARNs are key ids too. */
+    assert_line(f, "kms describe-key --key-id alias/aws/ssm", "Kms.DescribeKey",
+                "{\"KeyId\":\"alias/aws/ssm\"}");
+    assert_line(f,
+                "kms rotate-key --key-id=arn:aws:kms:us-east-1:000000000000:"
+                "key/k1",
+                "Kms.RotateKey",
+                "{\"KeyId\":\"arn:aws:kms:us-east-1:000000000000:key/k1\"}");
+    assert_line(f, "kms create-alias --alias-name alias/app --target-key-id k1",
+                "Kms.CreateAlias",
+                "{\"AliasName\":\"alias/app\",\"TargetKeyId\":\"k1\"}");
+    assert_line(f,
+                "kms update-alias --target-key-id k2 --alias-name "
+                "alias/app/prod",
+                "Kms.UpdateAlias",
+                "{\"AliasName\":\"alias/app/prod\",\"TargetKeyId\":\"k2\"}");
+    assert_line(f, "kms delete-alias --alias-name alias/app", "Kms.DeleteAlias",
+                "{\"AliasName\":\"alias/app\"}");
+    assert_line(f, "kms list-aliases", "Kms.ListAliases", "{}");
+    assert_line(f, "kms list-aliases --key-id k1", "Kms.ListAliases",
+                "{\"KeyId\":\"k1\"}");
+    /* Without a window the server's default (30 days) applies. */
+    assert_line(f, "kms schedule-key-deletion --key-id k1",
+                "Kms.ScheduleKeyDeletion", "{\"KeyId\":\"k1\"}");
+    assert_line(f,
+                "kms schedule-key-deletion --pending-window-in-days 7 "
+                "--key-id k1",
+                "Kms.ScheduleKeyDeletion",
+                "{\"KeyId\":\"k1\",\"PendingWindowInDays\":7}");
+    assert_line(f,
+                "kms schedule-key-deletion --key-id k1 "
+                "--pending-window-in-days=30",
+                "Kms.ScheduleKeyDeletion",
+                "{\"KeyId\":\"k1\",\"PendingWindowInDays\":30}");
+    assert_line(f, "kms rotate-root-key", "Kms.RotateRootKey", "{}");
+    /* Global options go anywhere; --cli-input-json works as for ssm. */
+    assert_line(f,
+                "--output table kms describe-key --endpoint 10.0.0.1:7400 "
+                "--key-id k1",
+                "Kms.DescribeKey", "{\"KeyId\":\"k1\"}");
+    assert_int_equal(f->inv.opt.output, CLI_OUTPUT_TABLE);
+    assert_string_equal(f->inv.opt.endpoint, "10.0.0.1:7400");
+    assert_line(f,
+                "kms create-alias --cli-input-json "
+                "{\"AliasName\":\"alias/a\",\"TargetKeyId\":\"k1\"} "
+                "--target-key-id k2",
+                "Kms.CreateAlias",
+                "{\"AliasName\":\"alias/a\",\"TargetKeyId\":\"k2\"}");
+    /* Tables and error messages name the operation as `aws kms` does. */
+    assert_string_equal(cli_command_title(f->inv.cmd), "CreateAlias");
+    assert_string_equal(
+        cli_command_title(cli_command_find("kms schedule-key-deletion")),
+        "ScheduleKeyDeletion");
+    assert_string_equal(cli_command_title(cli_command_find("get-parameter")),
+                        "GetParameter");
+    assert_string_equal(cli_command_title(cli_command_find("cluster add")),
+                        "Cairn.AddMember");
+}
+
+/* The values KMS would refuse and the missing options are usage errors
+ * (exit 252) naming the option, before any call. */
+static void parse_kms_errors(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const key_id_commands[] = {
+        "describe-key",        "enable-key",
+        "disable-key",         "enable-key-rotation",
+        "rotate-key",          "disable-key-rotation",
+        "cancel-key-deletion", "schedule-key-deletion",
+    };
+    static const char *const bad_aliases[] = {"foo", "alias/", "Alias/x",
+                                              "aliasfoo", "/alias/x"};
+    char *long_id = malloc(2 * (CLI_KEY_ID_MAX + 1) + 1);
+    char *empty_id[] = {"cairn", "kms", "describe-key", "--key-id", ""};
+    char *empty_target[] = {
+        "cairn",           "kms", "create-alias", "--alias-name", "alias/a",
+        "--target-key-id", ""};
+    char *empty_list_id[] = {"cairn", "kms", "list-aliases", "--key-id", ""};
+    char *empty_window[] = {"cairn",    "kms", "schedule-key-deletion",
+                            "--key-id", "k",   "--pending-window-in-days",
+                            ""};
+    char *long_argv[] = {"cairn", "kms", "describe-key", "--key-id", long_id};
+
+    for (size_t i = 0; i < sizeof(key_id_commands) / sizeof(key_id_commands[0]);
+         i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "kms %s", key_id_commands[i]);
+        assert_line_error(f, line, true,
+                          "the following arguments are required: --key-id");
+    }
+    assert_line_error(f, "kms create-alias", true,
+                      "the following arguments are required: --alias-name, "
+                      "--target-key-id");
+    assert_line_error(f, "kms update-alias --alias-name alias/a", true,
+                      "the following arguments are required: "
+                      "--target-key-id");
+    assert_line_error(f, "kms delete-alias", true,
+                      "the following arguments are required: --alias-name");
+    assert_line_error(f, "kms schedule-key-deletion --pending-window-in-days 7",
+                      true, "the following arguments are required: --key-id");
+    assert_line_error(f, "kms describe-key --key-id", true,
+                      "argument --key-id: expected one argument");
+
+    /* Alias names start with alias/ and name something. */
+    for (size_t i = 0; i < sizeof(bad_aliases) / sizeof(bad_aliases[0]); i++) {
+        char line[128];
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "argument --alias-name: must start with \"alias/\" followed "
+                 "by the alias, got '%s'",
+                 bad_aliases[i]);
+        snprintf(line, sizeof(line),
+                 "kms create-alias --alias-name %s --target-key-id k",
+                 bad_aliases[i]);
+        assert_line_error(f, line, true, want);
+        snprintf(line, sizeof(line),
+                 "kms update-alias --alias-name %s --target-key-id k",
+                 bad_aliases[i]);
+        assert_line_error(f, line, true, want);
+        snprintf(line, sizeof(line), "kms delete-alias --alias-name %s",
+                 bad_aliases[i]);
+        assert_line_error(f, line, true, want);
+    }
+
+    /* The window is an integer from 7 to 30. */
+    assert_line_error(f,
+                      "kms schedule-key-deletion --key-id k "
+                      "--pending-window-in-days 6",
+                      true,
+                      "argument --pending-window-in-days: must be from 7 to "
+                      "30 (days), got 6");
+    assert_line_error(f,
+                      "kms schedule-key-deletion --key-id k "
+                      "--pending-window-in-days 31",
+                      true,
+                      "argument --pending-window-in-days: must be from 7 to "
+                      "30 (days), got 31");
+    assert_line_error(f,
+                      "kms schedule-key-deletion --key-id k "
+                      "--pending-window-in-days 7.5",
+                      true,
+                      "argument --pending-window-in-days: invalid int value: "
+                      "'7.5'");
+    assert_line_error(f,
+                      "kms schedule-key-deletion --key-id k "
+                      "--pending-window-in-days seven",
+                      true,
+                      "argument --pending-window-in-days: invalid int value: "
+                      "'seven'");
+    assert_parse_error(f, ARGC(empty_window), empty_window, true,
+                       "argument --pending-window-in-days: invalid int "
+                       "value: ''");
+
+    /* Key ids are 1 to 2048 characters, counted as characters. */
+    assert_parse_error(f, ARGC(empty_id), empty_id, true,
+                       "argument --key-id: must be 1 to 2048 characters "
+                       "long, got 0");
+    assert_parse_error(f, ARGC(empty_target), empty_target, true,
+                       "argument --target-key-id: must be 1 to 2048 "
+                       "characters long, got 0");
+    assert_parse_error(f, ARGC(empty_list_id), empty_list_id, true,
+                       "argument --key-id: must be 1 to 2048 characters "
+                       "long, got 0");
+    /* 2048 characters pass, 2049 do not, whatever their UTF-8 size. */
+    assert_non_null(long_id);
+    memset(long_id, 'a', CLI_KEY_ID_MAX + 1);
+    long_id[CLI_KEY_ID_MAX + 1] = '\0';
+    assert_parse_error(f, ARGC(long_argv), long_argv, true,
+                       "argument --key-id: must be 1 to 2048 characters "
+                       "long, got 2049");
+    long_id[CLI_KEY_ID_MAX] = '\0';
+    assert_int_equal(cli_parse(ARGC(long_argv), long_argv, &f->inv, &f->d), 0);
+    assert_int_equal(
+        json_string_length(json_object_get(f->inv.request, "KeyId")),
+        CLI_KEY_ID_MAX);
+    cli_invocation_close(&f->inv);
+    for (size_t i = 0; i < CLI_KEY_ID_MAX + 1; i++) {
+        memcpy(long_id + 2 * i, "\xc3\xa9", 2); /* é */
+    }
+    long_id[2 * CLI_KEY_ID_MAX] = '\0';
+    assert_int_equal(cli_parse(ARGC(long_argv), long_argv, &f->inv, &f->d), 0);
+    cli_invocation_close(&f->inv);
+    memcpy(long_id + 2 * CLI_KEY_ID_MAX, "\xc3\xa9", 2);
+    long_id[2 * (CLI_KEY_ID_MAX + 1)] = '\0';
+    assert_parse_error(f, ARGC(long_argv), long_argv, true,
+                       "argument --key-id: must be 1 to 2048 characters "
+                       "long, got 2049");
+    free(long_id);
+
+    /* --cli-input-json is checked the same way, in botocore's words. */
+    assert_line_error(f, "kms describe-key --cli-input-json {\"KeyId\":\"\"}",
+                      false,
+                      "Parameter validation failed:\nInvalid length for "
+                      "parameter KeyId, value: 0, valid min length: 1");
+    assert_line_error(f, "kms describe-key --cli-input-json {\"KeyId\":5}",
+                      false,
+                      "Parameter validation failed:\nInvalid type for "
+                      "parameter KeyId, value: 5, type: <class 'int'>, valid "
+                      "types: <class 'str'>");
+    assert_line_error(f,
+                      "kms create-alias --cli-input-json "
+                      "{\"AliasName\":\"a\",\"TargetKeyId\":\"\"}",
+                      false,
+                      "Parameter validation failed:\nInvalid value for "
+                      "parameter AliasName, value: a, must start with alias/ "
+                      "followed by the alias\nInvalid length for parameter "
+                      "TargetKeyId, value: 0, valid min length: 1");
+    assert_line_error(f,
+                      "kms schedule-key-deletion --cli-input-json "
+                      "{\"KeyId\":\"k\",\"PendingWindowInDays\":31}",
+                      false,
+                      "Parameter validation failed:\nInvalid value for "
+                      "parameter PendingWindowInDays, value: 31, valid max "
+                      "value: 30");
+    assert_line_error(f,
+                      "kms schedule-key-deletion --cli-input-json "
+                      "{\"KeyId\":\"k\",\"PendingWindowInDays\":6}",
+                      false,
+                      "Parameter validation failed:\nInvalid value for "
+                      "parameter PendingWindowInDays, value: 6, valid min "
+                      "value: 7");
+    assert_line_error(f,
+                      "kms schedule-key-deletion --cli-input-json "
+                      "{\"KeyId\":\"k\",\"PendingWindowInDays\":\"7\"}",
+                      false,
+                      "Parameter validation failed:\nInvalid type for "
+                      "parameter PendingWindowInDays, value: 7, type: <class "
+                      "'str'>, valid types: <class 'int'>");
+
+    /* The group and its words. */
+    assert_line_error(f, "kms", true,
+                      "the following arguments are required: kms command "
+                      "(run `cairn kms help` for the list)");
+    assert_line_error(f, "kms get-parameter --name /a", true,
+                      "argument kms command: Invalid choice: "
+                      "'get-parameter', valid choices are: create-key | "
+                      "list-keys | describe-key | create-alias | "
+                      "update-alias | delete-alias | list-aliases | "
+                      "enable-key | disable-key | enable-key-rotation | "
+                      "disable-key-rotation | rotate-key | "
+                      "schedule-key-deletion | cancel-key-deletion | "
+                      "rotate-root-key");
+    assert_line_error(f, "describe-key --key-id k", true,
+                      "argument command: Invalid choice: 'describe-key' (run "
+                      "`cairn --help` for the list)");
+    assert_line_error(f, "ssm kms list-keys", true,
+                      "argument command: Invalid choice: 'kms' (run `cairn "
+                      "--help` for the list)");
+    assert_line_error(f, "cluster kms list-keys", true,
+                      "argument cluster command: Invalid choice: 'kms', "
+                      "valid choices are: status | add | remove | "
+                      "transfer-leadership");
+    assert_line_error(f, "kms cluster status", true,
+                      "argument kms command: Invalid choice: 'cluster', "
+                      "valid choices are: create-key | list-keys | "
+                      "describe-key | create-alias | update-alias | "
+                      "delete-alias | list-aliases | enable-key | "
+                      "disable-key | enable-key-rotation | "
+                      "disable-key-rotation | rotate-key | "
+                      "schedule-key-deletion | cancel-key-deletion | "
+                      "rotate-root-key");
+    assert_line_error(f, "kms list-keys extra", true, "Unknown options: extra");
+    assert_line_error(f, "kms list-keys --limit 5", true,
+                      "Unknown options: --limit, 5");
+    assert_line_error(f, "kms list-aliases --max-items 5", true,
+                      "Unknown options: --max-items");
+    assert_line_error(f, "kms rotate-key --key-id k --no-paginate", true,
+                      "Unknown options: --no-paginate");
+}
+
+/* `cairn kms help` asks for the group's help; a subcommand's --help skips
+ * its required options; the group's help lists every command. */
+static void parse_kms_help(void **state)
+{
+    struct fixture *f = *state;
+    char *group[] = {"cairn", "kms", "help"};
+    char *group_flag[] = {"cairn", "--help", "kms"};
+    char *cmd[] = {"cairn", "kms", "create-alias", "--help"};
+
+    assert_int_equal(cli_parse(ARGC(group), group, &f->inv, &f->d), 0);
+    assert_true(f->inv.opt.help);
+    assert_true(f->inv.kms);
+    assert_null(f->inv.cmd);
+    cli_invocation_close(&f->inv);
+    assert_int_equal(cli_parse(ARGC(group_flag), group_flag, &f->inv, &f->d),
+                     0);
+    assert_true(f->inv.opt.help);
+    assert_true(f->inv.kms);
+    cli_invocation_close(&f->inv);
+    assert_int_equal(cli_parse(ARGC(cmd), cmd, &f->inv, &f->d), 0);
+    assert_true(f->inv.opt.help);
+    assert_ptr_equal(f->inv.cmd, cli_command_find("kms create-alias"));
+
+    assert_int_equal(cli_render_kms_help(&f->out), 0);
+    assert_true(strncmp(out_str(f),
+                        "usage: cairn [options] kms <command> [parameters]\n",
+                        50) == 0);
+    assert_non_null(strstr(out_str(f),
+                           "    cairn kms create-key "
+                           "[--description <value>]\n"));
+    assert_non_null(strstr(out_str(f), "    cairn kms list-keys\n"));
+    assert_non_null(strstr(out_str(f),
+                           "    cairn kms create-alias --alias-name "
+                           "alias/NAME --target-key-id KEY\n"));
+    assert_non_null(strstr(out_str(f),
+                           "    cairn kms schedule-key-deletion --key-id KEY "
+                           "[--pending-window-in-days N]\n"));
+    assert_non_null(strstr(out_str(f), "    cairn kms rotate-root-key\n"));
+    assert_non_null(strstr(out_str(f), "    list-aliases "));
+    assert_null(strstr(out_str(f), "cairn cluster"));
+    assert_null(strstr(out_str(f), "get-parameter"));
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render_help(&f->out, cli_command_find("kms describe-key")), 0);
+    assert_non_null(strstr(out_str(f),
+                           "Calls Kms.DescribeKey, the DescribeKey operation "
+                           "of the KMS API"));
+}
+
+/* `cairn keygen FILE` takes its path as a positional word, as is (no
+ * file:// reading), and contacts no server. */
+static void parse_keygen(void **state)
+{
+    struct fixture *f = *state;
+    char *plain[] = {"cairn", "keygen", "/etc/cairn/root.key"};
+    char *globals[] = {"cairn",   "--output",   "text",         "keygen",
+                       "new.key", "--endpoint", "10.0.0.1:7400"};
+    char *url[] = {"cairn", "keygen", "file://x.key"};
+    char *help[] = {"cairn", "keygen", "help"};
+
+    assert_request(f, ARGC(plain), plain, "{\"File\":\"/etc/cairn/root.key\"}");
+    assert_ptr_equal(f->inv.cmd, cli_command_find("keygen"));
+    assert_string_equal(cli_command_title(f->inv.cmd), "Keygen");
+    assert_false(cli_command_is_kms(f->inv.cmd));
+    assert_false(cli_command_is_cluster(f->inv.cmd));
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(globals), globals, "{\"File\":\"new.key\"}");
+    assert_int_equal(f->inv.opt.output, CLI_OUTPUT_TEXT);
+    cli_invocation_close(&f->inv);
+    assert_request(f, ARGC(url), url, "{\"File\":\"file://x.key\"}");
+    cli_invocation_close(&f->inv);
+    assert_int_equal(cli_parse(ARGC(help), help, &f->inv, &f->d), 0);
+    assert_true(f->inv.opt.help);
+    assert_ptr_equal(f->inv.cmd, cli_command_find("keygen"));
+}
+
+/* keygen's argument errors: no FILE, two, an empty or non-UTF-8 one, a
+ * --file flag (there is none), keygen under `ssm`, paging options. */
+static void parse_keygen_errors(void **state)
+{
+    struct fixture *f = *state;
+    char *empty[] = {"cairn", "keygen", ""};
+    char *binary[] = {"cairn", "keygen", "k\xff.key"};
+
+    assert_line_error(f, "keygen", true,
+                      "the following arguments are required: FILE");
+    assert_line_error(f, "keygen --output json", true,
+                      "the following arguments are required: FILE");
+    assert_line_error(f, "keygen a.key b.key", true, "Unknown options: b.key");
+    assert_parse_error(f, ARGC(empty), empty, true,
+                       "argument FILE: must not be empty");
+    assert_parse_error(f, ARGC(binary), binary, true,
+                       "argument FILE: the path is not valid UTF-8");
+    assert_line_error(f, "keygen --file a.key", true,
+                      "Unknown options: --file, a.key");
+    assert_line_error(f, "keygen --FILE a.key", true,
+                      "Unknown options: --FILE, a.key");
+    assert_line_error(f, "ssm keygen a.key", true,
+                      "argument command: Invalid choice: 'keygen' (run "
+                      "`cairn --help` for the list)");
+    assert_line_error(f, "kms keygen a.key", true,
+                      "argument kms command: Invalid choice: 'keygen', valid "
+                      "choices are: create-key | list-keys | describe-key | "
+                      "create-alias | update-alias | delete-alias | "
+                      "list-aliases | enable-key | disable-key | "
+                      "enable-key-rotation | disable-key-rotation | "
+                      "rotate-key | schedule-key-deletion | "
+                      "cancel-key-deletion | rotate-root-key");
+    assert_line_error(f, "keygen a.key --max-items 2", true,
+                      "Unknown options: --max-items");
+    assert_line_error(f, "keygen --cli-input-json {\"File\":\"\"}", false,
+                      "Parameter validation failed:\nInvalid length for "
+                      "parameter File, value: 0, valid min length: 1");
+    assert_line_error(f, "keygen --cli-input-json {\"File\":1}", false,
+                      "Parameter validation failed:\nInvalid type for "
+                      "parameter File, value: 1, type: <class 'int'>, valid "
+                      "types: <class 'str'>");
+}
+
+/* What keygen prints and how it exits, whatever env_root_key_create
+ * answered: an existing file is a usage error, never overwritten. */
+static void keygen_output(void **state)
+{
+    struct fixture *f = *state;
+    struct cairn_error e;
+
+    assert_int_equal(cli_keygen_exit(0), CLI_EXIT_OK);
+    assert_int_equal(cli_keygen_exit(CAIRN_ALREADY_EXISTS), CLI_EXIT_USAGE);
+    assert_int_equal(cli_keygen_exit(CAIRN_NOT_FOUND), CLI_EXIT_USAGE);
+    assert_int_equal(cli_keygen_exit(CAIRN_PERMISSION_DENIED), CLI_EXIT_USAGE);
+    assert_int_equal(cli_keygen_exit(CAIRN_INVALID_ARGUMENT), CLI_EXIT_USAGE);
+    assert_int_equal(cli_keygen_exit(CAIRN_INTERNAL), CLI_EXIT_FAILURE);
+    assert_int_equal(cli_keygen_exit(CAIRN_RESOURCE_EXHAUSTED),
+                     CLI_EXIT_FAILURE);
+
+    cairn_error_set(&e, CAIRN_ALREADY_EXISTS, NULL, "open root.key: exists");
+    assert_int_equal(cli_render_keygen_error(&f->out, "root.key", &e),
+                     CLI_EXIT_USAGE);
+    assert_string_equal(out_str(f),
+                        "\nroot.key already exists: cairn keygen never "
+                        "overwrites a file (a root key in use would be lost). "
+                        "Choose another path.\n");
+    buf_reset(&f->out);
+    cairn_error_set(&e, CAIRN_NOT_FOUND, NULL,
+                    "open /no/dir/k: No such file or directory");
+    assert_int_equal(cli_render_keygen_error(&f->out, "/no/dir/k", &e),
+                     CLI_EXIT_USAGE);
+    assert_string_equal(out_str(f),
+                        "\nCould not create the root key file /no/dir/k: open "
+                        "/no/dir/k: No such file or directory\n");
+    buf_reset(&f->out);
+    cairn_error_clear(&e);
+    e.code = CAIRN_INTERNAL;
+    assert_int_equal(cli_render_keygen_error(&f->out, "k", &e),
+                     CLI_EXIT_FAILURE);
+    assert_true(strncmp(out_str(f),
+                        "\nCould not create the root key file k: ", 38) == 0);
+    assert_true(strlen(out_str(f)) > 40);
+
+    f->j = cli_keygen_result("root.key", "0123456789abcdef");
+    assert_non_null(f->j);
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_JSON, "Keygen", false, 80, &f->out), 0);
+    assert_string_equal(out_str(f),
+                        "{\n"
+                        "    \"File\": \"root.key\",\n"
+                        "    \"Fingerprint\": \"0123456789abcdef\"\n"
+                        "}\n");
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_TEXT, "Keygen", false, 80, &f->out), 0);
+    assert_string_equal(out_str(f), "root.key\t0123456789abcdef\n");
+}
+
+/* Pack a Kms.DescribeKey response as docs/encryption.md describes it: a
+ * key pending deletion, dates in epoch seconds. */
+static void pack_describe_key(struct buf *b)
+{
+    msgpack_packer pk;
+
+    mp_packer_init(&pk, b);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_cstr(&pk, "KeyMetadata");
+    msgpack_pack_map(&pk, 9);
+    mp_pack_kv_cstr(&pk, "KeyId", "k1");
+    mp_pack_kv_cstr(&pk, "Arn", "arn:aws:kms:us-east-1:000000000000:key/k1");
+    mp_pack_kv_cstr(&pk, "Description", "db");
+    mp_pack_kv_cstr(&pk, "KeyState", "PendingDeletion");
+    mp_pack_kv_bool(&pk, "Enabled", false);
+    mp_pack_cstr(&pk, "CreationDate");
+    msgpack_pack_double(&pk, 1672576496.789);
+    mp_pack_cstr(&pk, "DeletionDate");
+    msgpack_pack_double(&pk, 1675168496.0);
+    mp_pack_kv_cstr(&pk, "KeyManager", "CUSTOMER");
+    mp_pack_kv_u64(&pk, "CurrentVersion", 2);
+    assert_false(b->oom);
+}
+
+/* KMS dates (CreationDate, DeletionDate) print as ISO-8601 like every other
+ * CLI date, in json, text and table. */
+static void render_kms_dates(void **state)
+{
+    struct fixture *f = *state;
+    struct buf mp;
+    struct cairn_error err;
+    json_t *sched = NULL;
+    msgpack_packer pk;
+
+    buf_init(&mp);
+    pack_describe_key(&mp);
+    assert_int_equal(cli_response_from_mp(mp.data, mp.len, &f->j, &err), 0);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_JSON, "DescribeKey", false, 80, &f->out),
+        0);
+    assert_string_equal(
+        out_str(f),
+        "{\n"
+        "    \"KeyMetadata\": {\n"
+        "        \"KeyId\": \"k1\",\n"
+        "        \"Arn\": \"arn:aws:kms:us-east-1:000000000000:key/k1\",\n"
+        "        \"Description\": \"db\",\n"
+        "        \"KeyState\": \"PendingDeletion\",\n"
+        "        \"Enabled\": false,\n"
+        "        \"CreationDate\": \"2023-01-01T12:34:56.789000+00:00\",\n"
+        "        \"DeletionDate\": \"2023-01-31T12:34:56+00:00\",\n"
+        "        \"KeyManager\": \"CUSTOMER\",\n"
+        "        \"CurrentVersion\": 2\n"
+        "    }\n"
+        "}\n");
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_TEXT, "DescribeKey", false, 200, &f->out),
+        0);
+    assert_string_equal(out_str(f),
+                        "KEYMETADATA\tarn:aws:kms:us-east-1:000000000000:key/"
+                        "k1\t2023-01-01T12:34:56.789000+00:00\t2\t2023-01-"
+                        "31T12:34:56+00:00\tdb\tFalse\tk1\tCUSTOMER\t"
+                        "PendingDeletion\n");
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_TABLE, "DescribeKey", false, 80, &f->out),
+        0);
+    assert_string_equal(
+        out_str(f),
+        "-------------------------------------------------------------------\n"
+        "|                           DescribeKey                           |\n"
+        "+-----------------------------------------------------------------+\n"
+        "||                          KeyMetadata                          ||\n"
+        "|+-----------------+---------------------------------------------+|\n"
+        "||  Arn            |  arn:aws:kms:us-east-1:000000000000:key/k1  ||\n"
+        "||  CreationDate   |  2023-01-01T12:34:56.789000+00:00           ||\n"
+        "||  CurrentVersion |  2                                          ||\n"
+        "||  DeletionDate   |  2023-01-31T12:34:56+00:00                  ||\n"
+        "||  Description    |  db                                         ||\n"
+        "||  Enabled        |  False                                      ||\n"
+        "||  KeyId          |  k1                                         ||\n"
+        "||  KeyManager     |  CUSTOMER                                   ||\n"
+        "||  KeyState       |  PendingDeletion                            ||\n"
+        "|+-----------------+---------------------------------------------+|"
+        "\n");
+
+    /* ScheduleKeyDeletion answers the key and its deletion date. */
+    buf_reset(&mp);
+    mp_packer_init(&pk, &mp);
+    msgpack_pack_map(&pk, 2);
+    mp_pack_kv_cstr(&pk, "KeyId", "k1");
+    mp_pack_cstr(&pk, "DeletionDate");
+    msgpack_pack_double(&pk, 1675168496.5);
+    assert_false(mp.oom);
+    assert_int_equal(cli_response_from_mp(mp.data, mp.len, &sched, &err), 0);
+    buf_reset(&f->out);
+    assert_int_equal(cli_render(sched, CLI_OUTPUT_TEXT, "ScheduleKeyDeletion",
+                                false, 80, &f->out),
+                     0);
+    assert_string_equal(out_str(f), "2023-01-31T12:34:56.500000+00:00\tk1\n");
+    json_decref(sched);
+    buf_close(&mp);
+}
+
+/******************************************************************************
+ *
  * Pagination
  *
  *****************************************************************************/
@@ -1481,13 +2149,17 @@ static void render_get_parameter_json(void **state)
     buf_close(&mp);
 }
 
-/* A bin value (a SecureString envelope) becomes base64 text. */
+/* A bin value (a SecureString's sealed value, read without
+ * --with-decryption) becomes base64 text, as the AWS CLI shows ciphertext,
+ * in every output format. */
 static void render_bin_value(void **state)
 {
     struct fixture *f = *state;
     json_t *bad = NULL;
+    json_t *empty = NULL;
     struct buf mp;
     struct cairn_error err;
+    msgpack_packer pk;
 
     buf_init(&mp);
     pack_get_parameter(&mp, true);
@@ -1495,6 +2167,42 @@ static void render_bin_value(void **state)
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(f->j, "Parameter"), "Value")),
                         "AQL/");
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_JSON, "GetParameter", false, 80, &f->out),
+        0);
+    assert_non_null(strstr(out_str(f),
+                           "        \"Type\": \"SecureString\",\n"
+                           "        \"Value\": \"AQL/\",\n"));
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_TEXT, "GetParameter", false, 80, &f->out),
+        0);
+    assert_string_equal(out_str(f),
+                        "PARAMETER\tarn:aws:ssm:us-east-1:000000000000:"
+                        "parameter/x\ttext\t2023-01-01T12:34:56.789000+00:00\t"
+                        "/x\tSecureString\tAQL/\t1\n");
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render(f->j, CLI_OUTPUT_TABLE, "GetParameter", false, 80, &f->out),
+        0);
+    assert_non_null(strstr(out_str(f), "||  Value            |  AQL/  "));
+    /* Padding, and a sealed blob of the size docs/encryption.md gives. */
+    buf_reset(&mp);
+    mp_packer_init(&pk, &mp);
+    msgpack_pack_map(&pk, 3);
+    mp_pack_cstr(&pk, "A");
+    mp_pack_bin(&pk, "\xfb\xff", 2);
+    mp_pack_cstr(&pk, "B");
+    mp_pack_bin(&pk, "", 0);
+    mp_pack_cstr(&pk, "C");
+    mp_pack_bin(&pk, "CRNE\x01", 5);
+    assert_false(mp.oom);
+    assert_int_equal(cli_response_from_mp(mp.data, mp.len, &empty, &err), 0);
+    buf_reset(&f->out);
+    assert_int_equal(
+        cli_render(empty, CLI_OUTPUT_TEXT, "X", false, 80, &f->out), 0);
+    assert_string_equal(out_str(f), "+/8=\t\tQ1JORQE=\n");
+    json_decref(empty);
     buf_close(&mp);
     /* 0xc1 is never valid msgpack. */
     assert_int_equal(cli_response_from_mp("\xc1", 1, &bad, &err),
@@ -1658,6 +2366,19 @@ static void render_error(void **state)
                         "calling the PutParameter operation: bad name\n");
 }
 
+/* Every line of @p text fits in 80 columns. */
+static void assert_lines_fit(const char *text, const char *what)
+{
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        if (nl - p > 80) {
+            fail_msg("%s: line too long: %.*s", what, (int)(nl - p), p);
+        }
+        p = nl + 1;
+    }
+}
+
 /* The help of every command documents each of its flags, and the top help
  * lists every command; both come from the same table as the parser. */
 static void render_help(void **state)
@@ -1666,12 +2387,15 @@ static void render_help(void **state)
     size_t n;
     const struct cli_command *cmds = cli_commands(&n);
 
-    assert_int_equal(n, 20);
+    assert_int_equal(n, 36);
     assert_int_equal(cli_render_help(&f->out, NULL), 0);
     for (size_t i = 0; i < n; i++) {
         assert_non_null(strstr(out_str(f), cmds[i].name));
     }
     assert_non_null(strstr(out_str(f), "`cairn cluster help`"));
+    assert_non_null(strstr(out_str(f), "`cairn kms help`"));
+    assert_non_null(strstr(out_str(f), "\n    keygen "));
+    assert_lines_fit(out_str(f), "cairn help");
     buf_reset(&f->out);
     assert_int_equal(cli_render_cluster_help(&f->out), 0);
     assert_non_null(strstr(out_str(f),
@@ -1681,19 +2405,25 @@ static void render_help(void **state)
     assert_non_null(strstr(out_str(f), "cairn cluster remove --id N\n"));
     assert_non_null(
         strstr(out_str(f), "cairn cluster transfer-leadership [--id N]\n"));
-    /* Every line of the help fits in 80 columns. */
-    for (const char *p = out_str(f); *p != '\0';) {
-        const char *nl = strchr(p, '\n');
-        assert_non_null(nl);
-        assert_true(nl - p <= 80);
-        p = nl + 1;
-    }
+    assert_lines_fit(out_str(f), "cairn cluster help");
+    buf_reset(&f->out);
+    assert_int_equal(cli_render_kms_help(&f->out), 0);
+    assert_lines_fit(out_str(f), "cairn kms help");
+    /* So does every kms command's and keygen's. */
     for (size_t i = 0; i < n; i++) {
         buf_reset(&f->out);
         assert_int_equal(cli_render_help(&f->out, &cmds[i]), 0);
+        /* put-parameter's --policies example is one long word. */
+        if (cli_command_is_kms(&cmds[i]) ||
+            strcmp(cmds[i].name, "keygen") == 0) {
+            assert_lines_fit(out_str(f), cmds[i].name);
+        }
         for (size_t k = 0; k < cmds[i].n_flags; k++) {
             char opt[64];
-            snprintf(opt, sizeof(opt), "    --%s ", cmds[i].flags[k].name);
+            snprintf(
+                opt, sizeof(opt),
+                cmds[i].flags[k].kind == CLI_PATH ? "    %s " : "    --%s ",
+                cmds[i].flags[k].name);
             if (strstr(out_str(f), opt) == NULL) {
                 fail_msg("%s --help lacks %s", cmds[i].name, opt);
             }
@@ -1742,6 +2472,14 @@ int main(void)
         CASE(parse_cluster),
         CASE(parse_cluster_errors),
         CASE(parse_cluster_help),
+        CASE(parse_with_decryption),
+        CASE(parse_kms),
+        CASE(parse_kms_errors),
+        CASE(parse_kms_help),
+        CASE(parse_keygen),
+        CASE(parse_keygen_errors),
+        CASE(keygen_output),
+        CASE(render_kms_dates),
         CASE(status_json),
         CASE(status_table),
         CASE(status_text),
