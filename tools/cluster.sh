@@ -225,6 +225,13 @@ cmd_start() {
             "($(cat "$dir/cluster.env")); use them, or another --dir"
     fi
 
+    # One root key for the whole cluster, so that SecureString works.
+    mkdir -p "$dir"
+    if [[ ! -f $dir/root.key ]]; then
+        "$tools/cairn" keygen "$dir/root.key" >/dev/null ||
+            die "cannot create the root key $dir/root.key"
+    fi
+
     local started=()
     for ((i = 1; i <= nodes; i++)); do
         ndir=$dir/node-$i
@@ -235,7 +242,7 @@ cmd_start() {
         # leader, so it execs cairnd in place and $! is cairnd's PID.
         setsid "$cairnd" --node-id "$i" --data-dir "$ndir" \
             --api "127.0.0.1:$api" --raft "127.0.0.1:$((api + 1))" \
-            --initial-cluster "$initial" \
+            --initial-cluster "$initial" --root-key-file "$dir/root.key" \
             >>"$ndir/cairnd.log" 2>&1 </dev/null &
         pid=$!
         printf '%s\n' "$pid" >"$ndir/cairnd.pid"
