@@ -172,6 +172,28 @@ def sm_seeds():
                            b"\xdd\x7f\xff\xff\xff\xa1a")
     s["bad-30-deep"] = command("PutParameter", nested(30, "leaf"))
     s["bad-empty"] = b""
+    # The keyring (docs/encryption.md): material is 73 bytes "CRNW" 1 fp8
+    # nonce12 ct32 tag16 (fixed bytes: the state machine never decrypts).
+    fp = bytes(range(8))
+    material = b"CRNW\x01" + fp + bytes(60)
+    key = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+    s["kms-create-default"] = command("CreateKey", {
+        "KeyId": key, "Material": material, "RootKey": fp.hex(),
+        "Default": True, "Description": "default"})
+    s["kms-rotate"] = command("RotateKey", {
+        "KeyId": key, "Version": 2, "Material": material,
+        "RootKey": fp.hex()})
+    s["kms-alias"] = command("CreateAlias", {
+        "AliasName": "alias/fuzz", "TargetKeyId": key})
+    s["kms-schedule-deletion"] = command("ScheduleKeyDeletion", {
+        "KeyId": "alias/fuzz", "PendingWindowInDays": 7})
+    s["kms-rewrap"] = command("RewrapKeyring", {
+        "RootKey": fp.hex(), "Keys": [{"KeyId": key, "Versions": [
+            {"Version": 1, "Material": material}]}]})
+    s["put-secure-sealed"] = command("PutParameter", {
+        "Name": "/fuzz/secure", "Type": "SecureString",
+        "Value": b"CRNE\x01" + bytes(40), "ValueLength": 6,
+        "KeyId": "alias/aws/ssm"})
     return s
 
 
