@@ -42,9 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PROBE_NAME "/fuzz/probe"
 
 static const char *const read_methods[] = {
-    "GetParameter",        "GetParameters",      "GetParametersByPath",
-    "GetParameterHistory", "DescribeParameters", "ListTagsForResource",
-    "GetServiceSetting",
+    "GetParameter",        "GetParameters",
+    "GetParametersByPath", "GetParameterHistory",
+    "DescribeParameters",  "ListTagsForResource",
+    "GetServiceSetting",   "GetChanges",
+    "ListMembers",         "ListKeys",
+    "DescribeKey",         "ListAliases",
+    "GetKeyMaterial",
 };
 
 static struct store *store;
