@@ -744,36 +744,25 @@ static void stored_type(struct service_call *call,
     msgpack_packer pk;
     struct cairn_error e;
     struct mp_doc d;
-    const msgpack_object_array *params = NULL;
 
     buf_init(&q);
     buf_init(&resp);
     mp_packer_init(&pk, &q);
     msgpack_pack_map(&pk, 1);
-    mp_pack_cstr(&pk, "ParameterFilters");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 3);
-    mp_pack_kv_cstr(&pk, "Key", "Name");
-    mp_pack_kv_cstr(&pk, "Option", "Equals");
-    mp_pack_cstr(&pk, "Values");
-    msgpack_pack_array(&pk, 1);
-    mp_pack_str(&pk, name.p, name.n);
+    mp_pack_kv_str(&pk, "Name", name.p, name.n);
     if (!q.oom &&
-        query_run(call->svc->store, "DescribeParameters", q.data, q.len, &resp,
+        query_run(call->svc->store, "GetParameterType", q.data, q.len, &resp,
                   &e) == 0 &&
         mp_doc_parse(&d, resp.data, resp.len, NULL) == 0) {
-        if (mp_get_array(&d.root, "Parameters", &params, NULL) == 1 &&
-            params->size > 0) {
-            struct mp_str t, k;
-            if (mp_get_str(&params->ptr[0], "Type", &t, NULL) == 1 &&
-                mp_str_eqn(t, "SecureString")) {
-                *secure = true;
-                if (mp_get_str(&params->ptr[0], "KeyId", &k, NULL) == 1 &&
-                    k.n < sizeof(sp->key_id)) {
-                    memcpy(sp->key_id, k.p, k.n);
-                    sp->key_id[k.n] = '\0';
-                    sp->has_key_id = true;
-                }
+        struct mp_str t, k;
+        if (mp_get_str(&d.root, "Type", &t, NULL) == 1 &&
+            mp_str_eqn(t, "SecureString")) {
+            *secure = true;
+            if (mp_get_str(&d.root, "KeyId", &k, NULL) == 1 &&
+                k.n < sizeof(sp->key_id)) {
+                memcpy(sp->key_id, k.p, k.n);
+                sp->key_id[k.n] = '\0';
+                sp->has_key_id = true;
             }
         }
         mp_doc_close(&d);

@@ -8,16 +8,26 @@
  *               [--connections M] [--seconds S] [--op get|by-path|put|all]
  *               [--keys K] [--value-size B] [--stale] [--no-load]
  *               [--load-only N] [--interval S]
+ *               [--type String|SecureString] [--with-decryption]
+ *               [--prefix PATH]
  *
  * get:     GetParameter of a random one of K parameters
  * by-path: GetParametersByPath of a random leaf path (10 results)
  * put:     PutParameter (Overwrite) of a random parameter, B-byte value
  *
+ * --type (default String) is the Type of every PutParameter, the load's
+ * and put's: SecureString has the server seal each value (a root key is
+ * needed, docs/encryption.md). --with-decryption adds WithDecryption: true
+ * to get and by-path, which has the server open SecureString values;
+ * without it they come back sealed. A parameter's type cannot change
+ * between String and SecureString (HierarchyTypeMismatchException), so
+ * keep each type under its own --prefix (default /bench).
+ *
  * The endpoints default to $CAIRN_ENDPOINT, else 127.0.0.1:7400; with
  * several (one per node of a cluster), connection i goes to endpoint
  * i mod count, so that the load reaches every node.
  *
- * First it creates the K parameters (/bench/appNNNN/keyD, B-byte values)
+ * First it creates the K parameters (PREFIX/appNNNN/keyD, B-byte values)
  * with max(N, 64) writes in flight over the M connections, unless
  * --no-load. --load-only N creates N parameters that way, reports the rate
  * on stderr and exits: load once, then run with --keys N --no-load. Beyond
@@ -55,6 +65,7 @@
 
 #define MAX_ENDPOINTS 32
 #define LOAD_INFLIGHT 64 /* least number of writes in flight when loading */
+#define MAX_PREFIX 200   /* --prefix length: names stay well inside 1011 */
 
 struct endpoint
 {
@@ -73,7 +84,10 @@ struct config
     unsigned keys;
     size_t value_size;
     bool stale;
-    double interval; /* seconds between interval rows; 0: none */
+    double interval;      /* seconds between interval rows; 0: none */
+    const char *type;     /* Type of every PutParameter */
+    bool with_decryption; /* WithDecryption: true on get and by-path */
+    const char *prefix;   /* parameters are PREFIX/appNNNN/keyD */
 };
 
 /* One run of one operation over every connection. */
@@ -188,17 +202,23 @@ static int dial(const struct endpoint *ep)
     return fd;
 }
 
-static void key_name(char *out, size_t cap, unsigned i)
+static void key_name(char *out,
+                     size_t cap,
+                     const struct config *cfg,
+                     unsigned i)
 {
-    snprintf(out, cap, "/bench/app%04u/key%u", i / 10, i % 10);
+    snprintf(out, cap, "%s/app%04u/key%u", cfg->prefix, i / 10, i % 10);
 }
 
-static void pack_put(msgpack_packer *pk, const char *name, const char *value)
+static void pack_put(msgpack_packer *pk,
+                     const struct config *cfg,
+                     const char *name,
+                     const char *value)
 {
     msgpack_pack_map(pk, 4);
     mp_pack_kv_cstr(pk, "Name", name);
     mp_pack_kv_cstr(pk, "Value", value);
-    mp_pack_kv_cstr(pk, "Type", "String");
+    mp_pack_kv_cstr(pk, "Type", cfg->type);
     mp_pack_kv_bool(pk, "Overwrite", true);
 }
 
@@ -214,7 +234,7 @@ static bool encode(struct worker *w,
     const struct config *cfg = w->rs->cfg;
     const char *op = w->rs->op;
     msgpack_packer pk;
-    char name[64];
+    char name[MAX_PREFIX + 64];
     unsigned i;
     const char *method;
 
@@ -226,26 +246,32 @@ static bool encode(struct worker *w,
             return false;
         }
         method = "PutParameter";
-        key_name(name, sizeof(name), i);
-        pack_put(&pk, name, value);
+        key_name(name, sizeof(name), cfg, i);
+        pack_put(&pk, cfg, name, value);
     } else if (strcmp(op, "get") == 0) {
         i = (unsigned)rand_r(&w->seed) % cfg->keys;
         method = "GetParameter";
-        key_name(name, sizeof(name), i);
-        msgpack_pack_map(&pk, 1);
+        key_name(name, sizeof(name), cfg, i);
+        msgpack_pack_map(&pk, cfg->with_decryption ? 2 : 1);
         mp_pack_kv_cstr(&pk, "Name", name);
+        if (cfg->with_decryption) {
+            mp_pack_kv_bool(&pk, "WithDecryption", true);
+        }
     } else if (strcmp(op, "by-path") == 0) {
         i = (unsigned)rand_r(&w->seed) % cfg->keys;
         method = "GetParametersByPath";
-        snprintf(name, sizeof(name), "/bench/app%04u", i / 10);
-        msgpack_pack_map(&pk, 2);
+        snprintf(name, sizeof(name), "%s/app%04u", cfg->prefix, i / 10);
+        msgpack_pack_map(&pk, cfg->with_decryption ? 3 : 2);
         mp_pack_kv_cstr(&pk, "Path", name);
         mp_pack_kv_u64(&pk, "MaxResults", 10);
+        if (cfg->with_decryption) {
+            mp_pack_kv_bool(&pk, "WithDecryption", true);
+        }
     } else {
         i = (unsigned)rand_r(&w->seed) % cfg->keys;
         method = "PutParameter";
-        key_name(name, sizeof(name), i);
-        pack_put(&pk, name, value);
+        key_name(name, sizeof(name), cfg, i);
+        pack_put(&pk, cfg, name, value);
     }
     if (wire_encode_request(out, stream, method, 30000,
                             meta->len > 0 ? meta->data : NULL, meta->len,
@@ -580,8 +606,8 @@ static void load(const struct config *cfg)
     unsigned inflight =
         cfg->clients > LOAD_INFLIGHT ? cfg->clients : LOAD_INFLIGHT;
 
-    fprintf(stderr, "loading %u parameters of %zu bytes...\n", cfg->keys,
-            cfg->value_size);
+    fprintf(stderr, "loading %u %s parameters of %zu bytes under %s...\n",
+            cfg->keys, cfg->type, cfg->value_size, cfg->prefix);
     drive(cfg, "load", inflight, &res);
     if (res.errors > 0) {
         fprintf(stderr, "cairn-bench: load failed (%llu errors): %s\n",
@@ -623,6 +649,21 @@ static void usage(FILE *f)
             "                      seconds since start, Unix time, op, QPS, "
             "max ms,\n"
             "                      errors in that interval\n"
+            "  --type T            String or SecureString: the Type of the "
+            "load's and\n"
+            "                      put's values (String); SecureString is "
+            "sealed by\n"
+            "                      the server, which needs a root key\n"
+            "  --with-decryption   get and by-path send WithDecryption: "
+            "true (the\n"
+            "                      server opens SecureString values; "
+            "without it they\n"
+            "                      come back sealed)\n"
+            "  --prefix PATH       parameters are PATH/appNNNN/keyD "
+            "(/bench); a type\n"
+            "                      cannot change between String and "
+            "SecureString,\n"
+            "                      so keep each under its own prefix\n"
             "  --help              this text\n"
             "Rows: op clients conns QPS p50 p99 p99.9 max errors (ms).\n");
 }
@@ -707,6 +748,8 @@ int main(int argc, char **argv)
     cfg.op = "all";
     cfg.keys = 10000;
     cfg.value_size = 1024;
+    cfg.type = "String";
+    cfg.prefix = "/bench";
     if (endpoint == NULL || endpoint[0] == '\0') {
         endpoint = "127.0.0.1:7400";
     }
@@ -722,6 +765,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--no-load") == 0) {
             do_load = false;
+            continue;
+        }
+        if (strcmp(a, "--with-decryption") == 0) {
+            cfg.with_decryption = true;
             continue;
         }
         if (strcmp(a, "--help") == 0) {
@@ -753,6 +800,18 @@ int main(int argc, char **argv)
             bad = bad != 0 || load_only == 0 ? -1 : 0;
         } else if (strcmp(a, "--interval") == 0) {
             bad = parse_seconds(v, &cfg.interval);
+        } else if (strcmp(a, "--type") == 0) {
+            cfg.type = v;
+            if (strcmp(v, "String") != 0 && strcmp(v, "SecureString") != 0) {
+                bad = -1;
+            }
+        } else if (strcmp(a, "--prefix") == 0) {
+            size_t n = strlen(v);
+            cfg.prefix = v;
+            /* A path of one level or more, no trailing slash. */
+            if (n < 2 || n > MAX_PREFIX || v[0] != '/' || v[n - 1] == '/') {
+                bad = -1;
+            }
         } else {
             usage(stderr);
             return 2;

@@ -349,6 +349,41 @@ static int q_get_parameter(struct q *q)
     return rv;
 }
 
+/* Internal: the current Type and KeyId of a parameter, by one keyed
+ * lookup (the service needs them to seal an overwrite that leaves them
+ * out). {Name} -> {Type, KeyId?}; ParameterNotFound when absent. */
+static int q_parameter_type(struct q *q)
+{
+    struct mp_str name;
+    struct names_ref ref;
+    struct doc_rec param;
+    struct doc_rec ver;
+    bool found = false;
+    int rv = required_str(q, "Name", "name", &name);
+
+    if (rv == 0) {
+        rv = resolve(q, name.p, name.n, NAMES_ALLOW_ARN, &ref, &param, &ver);
+    }
+    /* resolve decodes only the head of the version: read it whole. */
+    if (rv == 0) {
+        rv = get_version(q, param.rec.id, ver.rec.version, &ver, 0, &found);
+    }
+    if (rv == 0 && !found) {
+        rv = cairn_error_set(q->err, CAIRN_INTERNAL, "InternalServerError",
+                             "the current version of %.*s is missing",
+                             (int)(name.n > 256 ? 256 : name.n), name.p);
+    }
+    if (rv == 0) {
+        bool key = ver.rec.key_id.p != NULL;
+        msgpack_pack_map(&q->pk, key ? 2 : 1);
+        mp_pack_kv_str(&q->pk, "Type", ver.rec.type.p, ver.rec.type.n);
+        if (key) {
+            mp_pack_kv_str(&q->pk, "KeyId", ver.rec.key_id.p, ver.rec.key_id.n);
+        }
+    }
+    return rv;
+}
+
 static int names_list(struct q *q, const msgpack_object_array **arr)
 {
     int r = mp_get_array(q->req, "Names", arr, q->err);
@@ -2057,6 +2092,7 @@ static const struct method methods[] = {
     {"DescribeKey", q_describe_key},
     {"ListAliases", q_list_aliases},
     {"GetKeyMaterial", q_key_material},
+    {"GetParameterType", q_parameter_type},
 };
 
 int query_run(struct store *s,

@@ -2975,6 +2975,31 @@ static void changes_retention_lowered(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* GetParameterType (internal): Type and KeyId by name, NotFound when
+ * absent. */
+static void parameter_type(void **state)
+{
+    struct h *h = *state;
+    json_t *r;
+
+    h_put(h, "/pt/plain", "v");
+    h_ensure_key(h, NULL);
+    assert_int_equal(
+        h_put_secure(h, "/pt/secret", "sealed", 6, 6, "alias/aws/ssm", false)
+            ->err.code,
+        0);
+    r = h_q(h, "GetParameterType", "{\"Name\":\"/pt/plain\"}");
+    assert_string_equal(js(r, "Type"), "String");
+    assert_null(js(r, "KeyId"));
+    json_decref(r);
+    r = h_q(h, "GetParameterType", "{\"Name\":\"/pt/secret\"}");
+    assert_string_equal(js(r, "Type"), "SecureString");
+    assert_string_equal(js(r, "KeyId"), "alias/aws/ssm");
+    json_decref(r);
+    h_qfail(h, CAIRN_NOT_FOUND, "ParameterNotFound", "GetParameterType",
+            "{\"Name\":\"/pt/none\"}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3027,6 +3052,7 @@ int main(void)
         T(changes_feed),
         T(changes_compacted),
         T(changes_retention_lowered),
+        T(parameter_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
