@@ -1618,6 +1618,13 @@ static void m_kms_rotate_key(struct service_call *call)
     uint8_t wrapped[ENV_WRAPPED_LEN];
     int rv;
 
+    /* The next version comes from this node's copy of the keyring: on a
+     * follower, wait until it holds every change acknowledged so far. */
+    if (!call->retried && !node_is_leader(call->svc->node)) {
+        call->retried = true;
+        read_index_then(call, m_kms_rotate_key);
+        return;
+    }
     if (!parse_body(call, &doc)) {
         return;
     }
@@ -1643,12 +1650,6 @@ static void m_kms_rotate_key(struct service_call *call)
     }
     if (rv != 0) {
         buf_close(&resp);
-        if (rv == CAIRN_NOT_FOUND && !call->retried &&
-            !node_is_leader(call->svc->node)) {
-            call->retried = true;
-            read_index_then(call, m_kms_rotate_key);
-            return;
-        }
         finish(call, rv, NULL, 0);
         return;
     }
@@ -1688,6 +1689,12 @@ static void m_kms_rotate_root(struct service_call *call)
 {
     struct buf req;
     int rv;
+
+    if (!call->retried && !node_is_leader(call->svc->node)) {
+        call->retried = true;
+        read_index_then(call, m_kms_rotate_root);
+        return;
+    }
 
     buf_init(&req);
     rv = secure_rewrap_request(call->svc->secure, &req, &call->err);

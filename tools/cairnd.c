@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cairn.h"
@@ -65,6 +66,7 @@ struct daemon
     struct joiner joiner;
     struct env_root_key root, previous;
     bool has_root, has_previous;
+    char created_root_key[4096]; /* created by this start, or "" */
     uv_signal_t sigint, sigterm;
     uv_timer_t watch;
     bool was_leader;
@@ -638,6 +640,8 @@ static int load_root_keys(struct daemon *d)
         if (rv == CAIRN_NOT_FOUND) {
             rv = env_root_key_create(path, &d->root, &err);
             if (rv == 0) {
+                snprintf(d->created_root_key, sizeof(d->created_root_key), "%s",
+                         path);
                 log_info(
                     "created a root key in %s (fingerprint %s): keep "
                     "it safe, SecureString values cannot be read "
@@ -752,6 +756,10 @@ static int start(struct daemon *d)
     rv = service_create(d->loop, d->node, d->store, &svo, &d->svc, &err);
     if (rv != 0) {
         log_error("cannot start the service: %s", err.msg);
+        if (d->created_root_key[0] != '\0') {
+            /* A key made by this start wraps nothing: do not leave it. */
+            unlink(d->created_root_key);
+        }
         return 1;
     }
     server_options_default(&sv);

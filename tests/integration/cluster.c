@@ -199,6 +199,12 @@ static struct cluster_node *create_node(struct cluster *c)
     raft = fresh_port(c, api);
     snprintf(nd->api, sizeof(nd->api), "127.0.0.1:%d", api);
     snprintf(nd->raft, sizeof(nd->raft), "127.0.0.1:%d", raft);
+    snprintf(nd->root_key, sizeof(nd->root_key), "%s",
+             c->opts.root_key_file != NULL ? c->opts.root_key_file : "");
+    snprintf(nd->previous_root_key, sizeof(nd->previous_root_key), "%s",
+             c->opts.previous_root_key_file != NULL
+                 ? c->opts.previous_root_key_file
+                 : "");
     nd->created = true;
     c->n++;
     snprintf(c->endpoints + strlen(c->endpoints),
@@ -261,6 +267,14 @@ void cluster_spawn(struct cluster *c, uint64_t id)
         argv[i++] = threshold;
         argv[i++] = "--snapshot-trailing";
         argv[i++] = trailing;
+    }
+    if (nd->root_key[0] != '\0') {
+        argv[i++] = "--root-key-file";
+        argv[i++] = nd->root_key;
+    }
+    if (nd->previous_root_key[0] != '\0') {
+        argv[i++] = "--previous-root-key-file";
+        argv[i++] = nd->previous_root_key;
     }
     argv[i] = NULL;
     proc_spawn(&nd->proc, argv, nd->log);
@@ -329,6 +343,31 @@ void cluster_restart(struct cluster *c, uint64_t id, int timeout_ms)
         }
         usleep(20 * 1000);
     }
+}
+
+void cluster_set_root_keys(struct cluster *c,
+                           uint64_t id,
+                           const char *root,
+                           const char *previous)
+{
+    struct cluster_node *nd = node(c, id);
+    snprintf(nd->root_key, sizeof(nd->root_key), "%s",
+             root != NULL ? root : "");
+    snprintf(nd->previous_root_key, sizeof(nd->previous_root_key), "%s",
+             previous != NULL ? previous : "");
+}
+
+bool cluster_wait_exit(struct cluster *c,
+                       uint64_t id,
+                       int timeout_ms,
+                       int *status)
+{
+    struct cluster_node *nd = node(c, id);
+    if (nd->proc.pid == 0 || !proc_wait(&nd->proc, timeout_ms)) {
+        return false;
+    }
+    *status = nd->proc.status;
+    return true;
 }
 
 uint64_t cluster_join(struct cluster *c, uint64_t via)
@@ -406,6 +445,18 @@ struct cluster *cluster_create(const struct cluster_options *o)
     /* Different ports for test binaries that run at the same time. */
     srand((unsigned)getpid() ^ (unsigned)cluster_now_ns());
     c->opts = *o;
+    /* The caller's strings need not outlive this call: nodes created by
+     * cluster_join later read the copies. */
+    if (o->root_key_file != NULL) {
+        snprintf(c->root_key_file, sizeof(c->root_key_file), "%s",
+                 o->root_key_file);
+        c->opts.root_key_file = c->root_key_file;
+    }
+    if (o->previous_root_key_file != NULL) {
+        snprintf(c->previous_root_key_file, sizeof(c->previous_root_key_file),
+                 "%s", o->previous_root_key_file);
+        c->opts.previous_root_key_file = c->previous_root_key_file;
+    }
     for (unsigned i = 0; i < o->n; i++) {
         struct cluster_node *nd = create_node(c);
         snprintf(c->initial + strlen(c->initial),

@@ -20,6 +20,9 @@ struct cluster_options
     unsigned election_timeout_ms; /* --election-timeout: 300 */
     unsigned snapshot_threshold;  /* --snapshot-threshold; 0: cairnd's */
     unsigned snapshot_trailing;   /* --snapshot-trailing (with threshold) */
+    const char *root_key_file;    /* --root-key-file for every node (those that
+                                     join too), copied; NULL: none */
+    const char *previous_root_key_file; /* --previous-root-key-file; NULL */
 };
 
 struct cluster_node
@@ -30,9 +33,11 @@ struct cluster_node
     char *dir;        /* temporary directory with data/ and cairnd.log */
     char data[4096];
     char log[4096];
-    char api[64];  /* 127.0.0.1:port, the client endpoint */
-    char raft[64]; /* 127.0.0.1:port */
-    char join[64]; /* API address it joined through, or "" */
+    char api[64];                 /* 127.0.0.1:port, the client endpoint */
+    char raft[64];                /* 127.0.0.1:port */
+    char join[64];                /* API address it joined through, or "" */
+    char root_key[4096];          /* --root-key-file, or "" */
+    char previous_root_key[4096]; /* --previous-root-key-file, or "" */
 };
 
 struct cluster
@@ -41,7 +46,9 @@ struct cluster
     unsigned n;                                 /* nodes created: 1..n */
     struct cluster_node nodes[CLUSTER_MAX + 1]; /* by id; [0] unused */
     char initial[1024];                         /* --initial-cluster */
-    char endpoints[1024]; /* every created node's API, comma-separated */
+    char endpoints[1024];     /* every created node's API, comma-separated */
+    char root_key_file[4096]; /* opts.root_key_file points here */
+    char previous_root_key_file[4096]; /* and opts.previous_... here */
 };
 
 /* One node's answer to Cairn.NodeStatus. */
@@ -126,6 +133,28 @@ void cluster_spawn(struct cluster *c, uint64_t id);
 /** cluster_spawn, then wait up to @p timeout_ms until the node answers
  * Cairn.NodeStatus and names a leader. */
 void cluster_restart(struct cluster *c, uint64_t id, int timeout_ms);
+
+/**
+ * The root key files node @p id's next start passes (--root-key-file and
+ * --previous-root-key-file); NULL or "" for none. The strings are copied.
+ * Set before cluster_spawn or cluster_restart, e.g. to roll out a new root
+ * key one node at a time.
+ */
+void cluster_set_root_keys(struct cluster *c,
+                           uint64_t id,
+                           const char *root,
+                           const char *previous);
+
+/**
+ * Wait up to @p timeout_ms for node @p id, started to fail, to exit on its
+ * own. Returns true and its wait status in *status if it did; false if it
+ * is still running then (it keeps running: the caller stops it). Main
+ * thread.
+ */
+bool cluster_wait_exit(struct cluster *c,
+                       uint64_t id,
+                       int timeout_ms,
+                       int *status);
 
 /**
  * Create node n+1 and start it with --join @p via (a member's id; its API

@@ -239,8 +239,7 @@ static void operations(void **state)
     {
         struct cairn_parameter prm;
         assert_int_equal(cairn_put_parameter(c, "/s", "secret-value",
-                                             "SecureString", false, NULL,
-                                             &err),
+                                             "SecureString", false, NULL, &err),
                          0);
         assert_int_equal(cairn_get_parameter(c, "/s", false, &prm, &err), 0);
         assert_string_equal(prm.type, "SecureString");
