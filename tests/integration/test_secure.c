@@ -1206,6 +1206,12 @@ static void root_key_rotation(void **state)
     log = start_refused(c, victim);
     assert_fingerprint_error(log, kb.fingerprint_hex, ka.fingerprint_hex);
     free(log);
+    /* A cluster node given no root key at all refuses too: its store holds
+     * key material it could not read. */
+    cluster_set_root_keys(c, victim, NULL, NULL);
+    log = start_refused(c, victim);
+    assert_non_null(strstr(log, "no root key was given"));
+    free(log);
     /* With the new key it serves again, the data intact. */
     cluster_set_root_keys(c, victim, b, NULL);
     cluster_restart(c, victim, 60000);
