@@ -763,6 +763,8 @@ struct secure_put
     struct names_name name;
     char key_id[257];
     bool has_key_id;
+    char pattern[1025]; /* AllowedPattern: the request's or the stored one */
+    bool has_pattern;
 };
 
 /* The stored type and KeyId of parameter @p name in the local store, for
@@ -791,10 +793,16 @@ static void stored_type(struct service_call *call,
             mp_str_eqn(t, "SecureString")) {
             *secure = true;
             if (mp_get_str(&d.root, "KeyId", &k, NULL) == 1 &&
-                k.n < sizeof(sp->key_id)) {
+                k.n < sizeof(sp->key_id) && !sp->has_key_id) {
                 memcpy(sp->key_id, k.p, k.n);
                 sp->key_id[k.n] = '\0';
                 sp->has_key_id = true;
+            }
+            if (mp_get_str(&d.root, "AllowedPattern", &k, NULL) == 1 &&
+                k.n < sizeof(sp->pattern) && !sp->has_pattern) {
+                memcpy(sp->pattern, k.p, k.n);
+                sp->pattern[k.n] = '\0';
+                sp->has_pattern = true;
             }
         }
         mp_doc_close(&d);
@@ -851,7 +859,19 @@ static int validate_write(struct service_call *call,
         sp->key_id[key_id.n] = '\0';
         sp->has_key_id = true;
     }
-    if (secure && !sp->has_key_id && type.p != NULL) {
+    {
+        struct mp_str pat;
+        int rp = mp_get_str(req, "AllowedPattern", &pat, &call->err);
+        if (rp < 0) {
+            return call->err.code;
+        }
+        if (rp == 1 && pat.n < sizeof(sp->pattern)) {
+            memcpy(sp->pattern, pat.p, pat.n);
+            sp->pattern[pat.n] = '\0';
+            sp->has_pattern = true;
+        }
+    }
+    if (secure && (!sp->has_key_id || !sp->has_pattern) && type.p != NULL) {
         /* An overwrite without KeyId keeps the stored key. */
         bool stored_secure = false;
         stored_type(call, name, &stored_secure, sp);
@@ -985,6 +1005,16 @@ static void start_write(struct service_call *call)
     }
     rv = validate_write(call, &doc.root, &sp);
     buf_init(&sealed);
+    if (rv == 0 && sp.secure && sp.has_pattern) {
+        /* The state machine cannot see a sealed value: the plaintext is
+         * checked against AllowedPattern here. */
+        struct mp_str value = {NULL, 0}, pat = {sp.pattern, strlen(sp.pattern)};
+        bool is_bin = false;
+        if (mp_get_bytes(&doc.root, "Value", &value, &is_bin, NULL) == 1 &&
+            !is_bin) {
+            rv = sm_check_pattern(pat, value, &call->err);
+        }
+    }
     if (rv == 0 && sp.secure) {
         /* Sealed here, by the node that received the value: only the blob
          * enters the command, the log and the store. */

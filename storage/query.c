@@ -351,7 +351,8 @@ static int q_get_parameter(struct q *q)
 
 /* Internal: the current Type and KeyId of a parameter, by one keyed
  * lookup (the service needs them to seal an overwrite that leaves them
- * out). {Name} -> {Type, KeyId?}; ParameterNotFound when absent. */
+ * out). {Name} -> {Type, KeyId?, AllowedPattern?}; ParameterNotFound
+ * when absent. */
 static int q_parameter_type(struct q *q)
 {
     struct mp_str name;
@@ -375,10 +376,15 @@ static int q_parameter_type(struct q *q)
     }
     if (rv == 0) {
         bool key = ver.rec.key_id.p != NULL;
-        msgpack_pack_map(&q->pk, key ? 2 : 1);
+        bool pat = ver.rec.allowed_pattern.p != NULL;
+        msgpack_pack_map(&q->pk, 1 + (key ? 1 : 0) + (pat ? 1 : 0));
         mp_pack_kv_str(&q->pk, "Type", ver.rec.type.p, ver.rec.type.n);
         if (key) {
             mp_pack_kv_str(&q->pk, "KeyId", ver.rec.key_id.p, ver.rec.key_id.n);
+        }
+        if (pat) {
+            mp_pack_kv_str(&q->pk, "AllowedPattern", ver.rec.allowed_pattern.p,
+                           ver.rec.allowed_pattern.n);
         }
     }
     return rv;

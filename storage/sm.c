@@ -425,9 +425,9 @@ static bool one_of(struct mp_str v, const char *const *set)
     return false;
 }
 
-static int check_pattern(struct ctx *c,
-                         struct mp_str pattern,
-                         struct mp_str value)
+int sm_check_pattern(struct mp_str pattern,
+                     struct mp_str value,
+                     struct cairn_error *err)
 {
     pcre2_code *re;
     pcre2_match_data *md = NULL;
@@ -443,7 +443,7 @@ static int check_pattern(struct ctx *c,
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
         return cairn_error_set(
-            c->err, CAIRN_INVALID_ARGUMENT, "InvalidAllowedPatternException",
+            err, CAIRN_INVALID_ARGUMENT, "InvalidAllowedPatternException",
             "The allowed pattern %.*s is not a valid "
             "regular expression: %s at offset %zu.",
             (int)pattern.n, pattern.p, (char *)msg, (size_t)erroff);
@@ -454,7 +454,8 @@ static int check_pattern(struct ctx *c,
     md = pcre2_match_data_create_from_pattern(re, NULL);
     mc = pcre2_match_context_create(NULL);
     if (md == NULL || mc == NULL) {
-        rv = oom(c);
+        rv = cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                             "out of memory");
         goto out;
     }
     pcre2_set_match_limit(mc, SM_PCRE_MATCH_LIMIT);
@@ -463,7 +464,7 @@ static int check_pattern(struct ctx *c,
     rc = pcre2_match(re, (PCRE2_SPTR)value.p, value.n, 0, 0, md, mc);
     if (rc < 0) {
         rv = cairn_error_set(
-            c->err, CAIRN_INVALID_ARGUMENT, "ParameterPatternMismatchException",
+            err, CAIRN_INVALID_ARGUMENT, "ParameterPatternMismatchException",
             "Parameter value, cannot be validated against "
             "allowedPattern: %.*s%s",
             (int)pattern.n, pattern.p,
@@ -475,6 +476,17 @@ out:
     pcre2_match_context_free(mc);
     pcre2_match_data_free(md);
     pcre2_code_free(re);
+    return rv;
+}
+
+static int check_pattern(struct ctx *c,
+                         struct mp_str pattern,
+                         struct mp_str value)
+{
+    int rv = sm_check_pattern(pattern, value, c->err);
+    if (rv == CAIRN_RESOURCE_EXHAUSTED) {
+        return oom(c);
+    }
     return rv;
 }
 

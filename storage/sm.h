@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mp.h"
 #include "store.h"
 
 /* The result of applying one command. Owned by the store; valid until the
@@ -61,6 +62,18 @@ int sm_apply(struct store *s,
  * Group several sm_apply calls in one LMDB write transaction, so their
  * commit cost is shared. Nothing is visible to readers until commit.
  */
+/**
+ * Check @p value against the AllowedPattern @p pattern (PCRE2, find
+ * semantics, bounded work) as PutParameter does; with value.p NULL only
+ * the pattern is checked. The service checks a SecureString's plaintext
+ * with it before sealing. 0, or INVALID_ARGUMENT with
+ * InvalidAllowedPatternException / ParameterPatternMismatchException,
+ * RESOURCE_EXHAUSTED.
+ */
+int sm_check_pattern(struct mp_str pattern,
+                     struct mp_str value,
+                     struct cairn_error *err);
+
 int sm_batch_begin(struct store *s, struct cairn_error *err);
 int sm_batch_commit(struct store *s, struct cairn_error *err);
 void sm_batch_abort(struct store *s);

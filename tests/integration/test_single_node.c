@@ -187,6 +187,7 @@ static void operations(void **state)
     struct cairn_error err;
     uint64_t version = 0;
     json_t *r;
+    char *out = NULL;
 
     assert_int_equal(cairn_put_parameter(c, "/app/dev/db-url", "postgres://x",
                                          "String", false, &version, &err),
@@ -249,6 +250,22 @@ static void operations(void **state)
         assert_int_equal(cairn_get_parameter(c, "/s", true, &prm, &err), 0);
         assert_string_equal(prm.value, "secret-value");
         cairn_parameter_free(&prm);
+        /* AllowedPattern is checked on the plaintext, before sealing, and
+         * kept for an overwrite that leaves it out. */
+        json_decref(call_ok(c, "PutParameter",
+                            "{\"Name\":\"/sp\",\"Value\":\"abc\","
+                            "\"Type\":\"SecureString\","
+                            "\"AllowedPattern\":\"^a\"}"));
+        assert_int_not_equal(
+            cairn_call_json(c, "PutParameter",
+                            "{\"Name\":\"/sp\",\"Value\":\"bcd\","
+                            "\"Type\":\"SecureString\",\"Overwrite\":true}",
+                            &out, &err),
+            0);
+        assert_string_equal(err.type, "ParameterPatternMismatchException");
+        assert_int_equal(cairn_put_parameter(c, "/sp", "axe", "SecureString",
+                                             true, NULL, &err),
+                         0);
     }
     cairn_client_close(c);
 }
