@@ -303,6 +303,13 @@ bool secure_has_default_key(struct secure *s)
 
 /* ---- sealing and opening ---------------------------------------------- */
 
+static bool key_is(const msgpack_object *k, const char *s)
+{
+    size_t n = strlen(s);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, s, n) == 0;
+}
+
 int secure_seal_put(struct secure *s,
                     const msgpack_object *req,
                     struct mp_str name,
@@ -358,26 +365,16 @@ int secure_seal_put(struct secure *s,
         uint32_t n = 0;
         for (uint32_t i = 0; i < req->via.map.size; i++) {
             const msgpack_object *key = &req->via.map.ptr[i].key;
-            if (!(key->type == MSGPACK_OBJECT_STR &&
-                  ((key->via.str.size == 5 &&
-                    memcmp(key->via.str.ptr, "Value", 5) == 0) ||
-                   (key->via.str.size == 11 &&
-                    memcmp(key->via.str.ptr, "ValueLength", 11) == 0)))) {
-                n++;
-            }
+            n += !key_is(key, "Value") && !key_is(key, "ValueLength");
         }
         msgpack_pack_map(&pk, n + 2);
         for (uint32_t i = 0; i < req->via.map.size; i++) {
             const msgpack_object_kv *kv = &req->via.map.ptr[i];
-            if (kv->key.type == MSGPACK_OBJECT_STR &&
-                ((kv->key.via.str.size == 5 &&
-                  memcmp(kv->key.via.str.ptr, "Value", 5) == 0) ||
-                 (kv->key.via.str.size == 11 &&
-                  memcmp(kv->key.via.str.ptr, "ValueLength", 11) == 0))) {
-                continue;
+            if (!key_is(&kv->key, "Value") &&
+                !key_is(&kv->key, "ValueLength")) {
+                msgpack_pack_object(&pk, kv->key);
+                msgpack_pack_object(&pk, kv->val);
             }
-            msgpack_pack_object(&pk, kv->key);
-            msgpack_pack_object(&pk, kv->val);
         }
     }
     mp_pack_cstr(&pk, "Value");
@@ -449,13 +446,6 @@ static int open_value(struct secure *s,
     OPENSSL_cleanse(material, sizeof(material));
     mp_doc_close(&k.doc);
     return rv;
-}
-
-static bool key_is(const msgpack_object *k, const char *s)
-{
-    size_t n = strlen(s);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, s, n) == 0;
 }
 
 /* Pack parameter map @p p, its sealed Value opened. */

@@ -544,8 +544,18 @@ static void not_leader(struct service_call *call)
 /* True if the read request asks for decrypted values. */
 static bool wants_decryption(struct service_call *call)
 {
+    static const char field[] = "WithDecryption";
     struct mp_doc d;
     bool with = false;
+
+    /* Every read passes here: parse only requests that name the field, and
+     * only when the answer holds a SecureString at all. */
+    if (call->req.data == NULL || call->resp.data == NULL ||
+        memmem(call->req.data, call->req.len, field, sizeof(field) - 1) ==
+            NULL ||
+        memmem(call->resp.data, call->resp.len, "SecureString", 12) == NULL) {
+        return false;
+    }
     if (mp_doc_parse(&d, call->req.data, call->req.len, NULL) == 0) {
         mp_get_bool(&d.root, "WithDecryption", &with, NULL);
         mp_doc_close(&d);
