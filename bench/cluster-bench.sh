@@ -55,6 +55,8 @@
 set -euo pipefail
 
 prog=$(basename "$0")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 params=100000
 seconds=5
@@ -85,10 +87,6 @@ data and logs; --pause-only skips the 1- and 3-node loads.
 EOF
 }
 
-die() {
-    printf '%s: %s\n' "$prog" "$*" >&2
-    exit 1
-}
 
 while (($# > 0)); do
     case $1 in
@@ -142,24 +140,9 @@ for b in "$cairnd" "$cairn" "$bench"; do
 done
 command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
 
-t_start=$EPOCHREALTIME
-say() {
-    awk -v a="$EPOCHREALTIME" -v b="$t_start" -v m="$*" \
-        'BEGIN { printf "[%6.1fs] %s\n", a - b, m }' >&2
-}
 
-buildtype=unknown
-sanitize=none
-if [[ -f $build/meson-info/intro-buildoptions.json ]]; then
-    buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-        "$build/meson-info/intro-buildoptions.json")
-    sanitize=$(jq -r '.[] | select(.name == "b_sanitize") | .value' \
-        "$build/meson-info/intro-buildoptions.json")
-fi
-if [[ $buildtype != release || $sanitize != none ]]; then
-    say "warning: $build is a '$buildtype' build (sanitize: $sanitize);" \
-        "figures need a release build"
-fi
+
+warn_unless_release
 
 # ---- processes ------------------------------------------------------------
 
@@ -168,19 +151,7 @@ node_pid=()   # by node id; empty when not running
 node_dir=()   # by node id
 bench_pids=() # cairn-bench processes running in the background
 
-# Whether process $1 is running (one of ours that exited is a zombie until
-# it is waited for).
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) ||
-        return 0
-    [[ $state != Z ]]
-}
 
-listening() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 api_port() {
     printf '%s\n' $((base_port + 10 * ($1 - 1)))

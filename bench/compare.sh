@@ -35,16 +35,14 @@
 set -euo pipefail
 
 prog=$(basename "$0")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 seconds=5
 base_port=
 keep=no
 KEYS=10000
 CONNS=4
 
-die() {
-    printf '%s: %s\n' "$prog" "$*" >&2
-    exit 1
-}
 
 usage() {
     cat <<EOF
@@ -103,19 +101,9 @@ command -v go >/dev/null || die "no go; apt-get install golang-go"
 command -v jq >/dev/null || die "jq is needed"
 command -v curl >/dev/null || die "curl is needed"
 
-t_start=$EPOCHREALTIME
-say() {
-    awk -v a="$EPOCHREALTIME" -v b="$t_start" -v m="$*" \
-        'BEGIN { printf "[%6.1fs] %s\n", a - b, m }' >&2
-}
 
-buildtype=unknown
-if [[ -f $build/meson-info/intro-buildoptions.json ]]; then
-    buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-        "$build/meson-info/intro-buildoptions.json")
-fi
-[[ $buildtype == release ]] ||
-    say "warning: $build is a '$buildtype' build; figures need a release build"
+
+warn_unless_release
 
 # ---- processes ------------------------------------------------------------
 
@@ -123,17 +111,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-compare.XXXXXX")
 declare -A pid_of=() # name -> PID of a server we started
 declare -A log_of=() # name -> its log
 
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) ||
-        return 0
-    [[ $state != Z ]]
-}
 
-listening() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # stop NAME...: SIGTERM, up to 15 s, then SIGKILL.
 stop() {

@@ -50,6 +50,8 @@
 set -euo pipefail
 
 prog=$(basename "$0")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 seconds=5
 keys=5000
@@ -72,10 +74,6 @@ and the node's log.
 EOF
 }
 
-die() {
-    printf '%s: %s\n' "$prog" "$*" >&2
-    exit 1
-}
 
 while (($# > 0)); do
     case $1 in
@@ -126,24 +124,9 @@ command -v jq >/dev/null || die "jq is needed (apt-get install jq)"
 "$bench" --help | grep -q -- --with-decryption ||
     die "$bench has no --type/--with-decryption; rebuild it"
 
-t_start=$EPOCHREALTIME
-say() {
-    awk -v a="$EPOCHREALTIME" -v b="$t_start" -v m="$*" \
-        'BEGIN { printf "[%6.1fs] %s\n", a - b, m }' >&2
-}
 
-buildtype=unknown
-sanitize=none
-if [[ -f $build/meson-info/intro-buildoptions.json ]]; then
-    buildtype=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-        "$build/meson-info/intro-buildoptions.json")
-    sanitize=$(jq -r '.[] | select(.name == "b_sanitize") | .value' \
-        "$build/meson-info/intro-buildoptions.json")
-fi
-if [[ $buildtype != release || $sanitize != none ]]; then
-    say "warning: $build is a '$buildtype' build (sanitize: $sanitize);" \
-        "figures need a release build"
-fi
+
+warn_unless_release
 
 # ---- the node -------------------------------------------------------------
 
@@ -151,19 +134,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-secure-bench.XXXXXX")
 log=$work/cairnd.log
 node_pid=
 
-# Whether process $1 is running (one of ours that exited is a zombie until
-# it is waited for).
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) ||
-        return 0
-    [[ $state != Z ]]
-}
 
-listening() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # Stop the node: SIGTERM, up to 15 s, then SIGKILL.
 stop_node() {
