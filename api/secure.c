@@ -284,6 +284,25 @@ out:
     return rv;
 }
 
+bool secure_store_has_keys(struct store *store)
+{
+    struct buf resp;
+    struct mp_doc d;
+    const msgpack_object_array *keys = NULL;
+    struct cairn_error e;
+    bool found = false;
+
+    buf_init(&resp);
+    if (query_run(store, "ListKeys", "\x80", 1, &resp, &e) == 0 &&
+        mp_doc_parse_trusted(&d, resp.data, resp.len, NULL) == 0) {
+        found =
+            mp_get_array(&d.root, "Keys", &keys, NULL) == 1 && keys->size > 0;
+        mp_doc_close(&d);
+    }
+    buf_close(&resp);
+    return found;
+}
+
 bool secure_has_default_key(struct secure *s)
 {
     struct buf scratch;

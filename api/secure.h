@@ -39,6 +39,10 @@ void secure_destroy(struct secure *s);
  */
 int secure_check_store(struct secure *s, struct cairn_error *err);
 
+/** True when @p store holds any key of the keyring (a node without a root
+ * key must not serve such a store). */
+bool secure_store_has_keys(struct store *store);
+
 /** True when the local store has the default key (alias/aws/ssm). */
 bool secure_has_default_key(struct secure *s);
 

@@ -169,33 +169,6 @@ void service_options_default(struct service_options *o)
 
 static void on_tick(uv_timer_t *t);
 
-/* 0 if the store holds no keyring (or cannot be read, reported later),
- * FAILED_PRECONDITION if it does. */
-static int store_has_keyring(struct store *store, struct cairn_error *err)
-{
-    struct buf resp;
-    struct mp_doc d;
-    const msgpack_object_array *keys = NULL;
-    struct cairn_error e;
-    int found = 0;
-
-    buf_init(&resp);
-    if (query_run(store, "ListKeys", "\x80", 1, &resp, &e) == 0 &&
-        mp_doc_parse(&d, resp.data, resp.len, NULL) == 0) {
-        found =
-            mp_get_array(&d.root, "Keys", &keys, NULL) == 1 && keys->size > 0;
-        mp_doc_close(&d);
-    }
-    buf_close(&resp);
-    if (found) {
-        return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
-                               "the store holds SecureString key material "
-                               "but no root key was given: start with "
-                               "--root-key-file (the cluster's root key)");
-    }
-    return 0;
-}
-
 int service_create(uv_loop_t *loop,
                    struct node *node,
                    struct store *store,
@@ -245,10 +218,13 @@ int service_create(uv_loop_t *loop,
             return rv;
         }
     }
-    if (o->root_key == NULL && store_has_keyring(store, err) != 0) {
+    if (o->root_key == NULL && secure_store_has_keys(store)) {
         /* Encrypted material and no key to read it: refuse to start. */
         free(svc);
-        return err->code;
+        return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
+                               "the store holds SecureString key material "
+                               "but no root key was given: start with "
+                               "--root-key-file (the cluster's root key)");
     }
     rv = peer_pool_create(loop, &svc->peers, err);
     if (rv != 0) {
