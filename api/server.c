@@ -55,10 +55,18 @@ struct server
     uv_idle_t kick;                /* issues the next page of server streams
                                       outside the service callback */
     struct cairn_queue kick_queue; /* streams waiting for their next page */
+    /* Responses are gathered per connection and written once per loop
+     * turn, after the poll phase (flush), so that the answers a barrier or
+     * a batch of frames completes together leave in one write. flush_idle
+     * only keeps the poll from blocking while output waits. */
+    uv_check_t flush;
+    uv_idle_t flush_idle;
+    struct cairn_queue flush_queue; /* connections with output to write */
     struct cairn_queue conns;      /* every connection not yet freed */
     unsigned n_conns;              /* counted against max_connections */
     unsigned n_pending; /* handles besides connections not yet closed:
-                           listener, kick, refused sockets, stream timers */
+                           listener, kick, flush, flush_idle, refused
+                           sockets, stream timers */
     unsigned refused;   /* refusals not yet logged */
     uint64_t refused_logged_at;
     int port;
@@ -85,6 +93,9 @@ struct conn
     struct cairn_queue streams; /* open streams */
     unsigned n_streams;
     size_t unsent;        /* bytes given to uv_write, not completed */
+    struct buf out;       /* frames not yet given to uv_write */
+    struct cairn_queue flush_link; /* srv->flush_queue while queued */
+    bool flush_queued;
     uint64_t last_active; /* uv_now of the last frame in or out */
     unsigned handles;     /* handles not yet closed */
     bool reading;         /* uv_read_start is in effect */
@@ -243,7 +254,8 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     c->last_active = uv_now(s->loop);
-    if (c->paused && !c->closing && c->unsent <= s->o.max_unsent / 2) {
+    if (c->paused && !c->closing &&
+        c->unsent + c->out.len <= s->o.max_unsent / 2) {
         struct cairn_queue *q;
 
         c->paused = false;
@@ -261,29 +273,25 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Write the frame(s) in @p b, taking its memory. On failure the connection
- * is closed. */
-static int conn_send(struct conn *c, struct buf *b)
+/* Hand the connection's gathered frames to uv_write. On failure the
+ * connection is closed. */
+static int conn_flush(struct conn *c)
 {
     struct wreq *w;
     uv_buf_t ub;
     int rv;
 
-    if (b->oom) {
-        buf_close(b);
-        log_warn("server: out of memory encoding a frame for %s", c->peer);
-        conn_close_now(c);
-        return CAIRN_RESOURCE_EXHAUSTED;
+    if (c->out.len == 0 || c->handles_closing) {
+        return 0;
     }
     w = malloc(sizeof(*w));
     if (w == NULL) {
-        buf_close(b);
         log_warn("server: out of memory writing to %s", c->peer);
         conn_close_now(c);
         return CAIRN_RESOURCE_EXHAUSTED;
     }
     w->conn = c;
-    w->data = buf_steal(b, &w->len);
+    w->data = buf_steal(&c->out, &w->len);
     w->req.data = w;
     ub = uv_buf_init((char *)w->data, (unsigned)w->len);
     rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, on_write);
@@ -295,12 +303,81 @@ static int conn_send(struct conn *c, struct buf *b)
         return CAIRN_UNAVAILABLE;
     }
     c->unsent += w->len;
-    c->last_active = uv_now(c->srv->loop);
-    if (c->unsent > c->srv->o.max_unsent && !c->paused) {
+    return 0;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    struct server *s = h->data;
+
+    while (!cairn_queue_empty(&s->flush_queue)) {
+        struct cairn_queue *q = cairn_queue_head(&s->flush_queue);
+        struct conn *c = cairn_queue_data(q, struct conn, flush_link);
+
+        cairn_queue_remove(q);
+        c->flush_queued = false;
+        conn_flush(c);
+    }
+    uv_check_stop(&s->flush);
+    uv_idle_stop(&s->flush_idle);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    (void)h;
+}
+
+/* Frames were added to c->out: write them at the end of this loop turn,
+ * and stop reading while too much waits. On failure (out of memory) the
+ * connection is closed. */
+static int conn_queued(struct conn *c)
+{
+    struct server *s = c->srv;
+
+    if (c->out.oom) {
+        log_warn("server: out of memory encoding a frame for %s", c->peer);
+        conn_close_now(c);
+        return CAIRN_RESOURCE_EXHAUSTED;
+    }
+    if (s->closing) {
+        /* The flush handles are closing: write now. */
+        return conn_flush(c);
+    }
+    if (!c->flush_queued) {
+        c->flush_queued = true;
+        cairn_queue_push(&s->flush_queue, &c->flush_link);
+        if (!uv_is_active((uv_handle_t *)&s->flush)) {
+            uv_check_start(&s->flush, on_flush);
+            uv_idle_start(&s->flush_idle, on_flush_idle);
+        }
+    }
+    c->last_active = uv_now(s->loop);
+    if (c->unsent + c->out.len > s->o.max_unsent && !c->paused) {
         c->paused = true;
         conn_update_reading(c);
     }
     return 0;
+}
+
+/* Queue the frame(s) in @p b, taking its memory. On failure the connection
+ * is closed. */
+static int conn_send(struct conn *c, struct buf *b)
+{
+    if (b->oom) {
+        buf_close(b);
+        log_warn("server: out of memory encoding a frame for %s", c->peer);
+        conn_close_now(c);
+        return CAIRN_RESOURCE_EXHAUSTED;
+    }
+    if (c->out.len == 0) {
+        buf_close(&c->out);
+        c->out = *b; /* take it whole: no copy */
+        buf_init(b);
+    } else {
+        buf_append(&c->out, b->data, b->len);
+        buf_close(b);
+    }
+    return conn_queued(c);
 }
 
 /* Send a response on stream @p id; nothing once the connection closes. */
@@ -313,21 +390,21 @@ static void conn_respond(struct conn *c,
                          size_t len,
                          bool more)
 {
-    struct buf b;
+    size_t mark = c->out.len;
     int rv;
 
     if (c->closing) {
         return;
     }
-    buf_init(&b);
-    rv = wire_encode_response(&b, id, status, type, msg, body, len, more);
-    if (rv == 0 && b.len - 4 > c->srv->o.max_frame) {
+    /* Encoded straight into the connection's output. */
+    rv = wire_encode_response(&c->out, id, status, type, msg, body, len, more);
+    if (rv == 0 && c->out.len - mark - 4 > c->srv->o.max_frame) {
         /* The client would drop the connection on this frame: answer with
          * an error the stream can carry instead. */
-        size_t n = b.len - 4;
-        buf_reset(&b);
+        size_t n = c->out.len - mark - 4;
+        c->out.len = mark;
         rv = wire_encode_response(
-            &b, id, CAIRN_RESOURCE_EXHAUSTED, "ValidationException",
+            &c->out, id, CAIRN_RESOURCE_EXHAUSTED, "ValidationException",
             "the response does not fit in a frame", NULL, 0, false);
         log_warn(
             "server: response of %zu bytes to %s exceeds the maximum "
@@ -335,9 +412,9 @@ static void conn_respond(struct conn *c,
             n, c->peer, c->srv->o.max_frame);
     }
     if (rv != 0) {
-        b.oom = 1; /* conn_send reports it and closes */
+        c->out.oom = 1; /* conn_queued reports it and closes */
     }
-    conn_send(c, &b);
+    conn_queued(c);
 }
 
 static void stream_fail(struct conn *c,
@@ -362,6 +439,7 @@ static void on_conn_handle_close(uv_handle_t *h)
     cairn_queue_remove(&c->link);
     s->n_conns--;
     wire_reader_close(&c->rd);
+    buf_close(&c->out);
     log_debug("server: connection from %s closed", c->peer);
     free(c);
     server_maybe_done(s);
@@ -384,6 +462,10 @@ static void conn_close_now(struct conn *c)
     c->closing = true;
     c->handles_closing = true;
     c->reading = false;
+    if (c->flush_queued) {
+        cairn_queue_remove(&c->flush_link);
+        c->flush_queued = false;
+    }
     conn_finish_streams(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_close);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_close);
@@ -428,7 +510,8 @@ static void conn_goaway(struct conn *c, int status, const char *fmt, ...)
     if (wire_encode_goaway(&b, status, msg) != 0) {
         b.oom = 1;
     }
-    if (conn_send(c, &b) != 0) {
+    /* Written now: the shutdown below follows the writes queued before it. */
+    if (conn_send(c, &b) != 0 || conn_flush(c) != 0) {
         return; /* closed */
     }
     c->shutdown.data = c;
@@ -825,6 +908,12 @@ static void on_service_done(struct service_call *call,
         stream_finish(st);
         return;
     }
+    /* The first page was read at a linearizable point (unless stale was
+     * asked for); this node's store only moves forward from there, so the
+     * later pages read it directly, without another barrier or read
+     * index: each still reflects every write acknowledged before the
+     * request. */
+    st->meta.stale = true;
     /* The next call is made from the loop, not from inside this callback:
      * the service may still use the call after the callback returns, and a
      * service that answers synchronously would otherwise recurse once per
@@ -990,6 +1079,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->tcp.data = c;
     c->timer.data = c;
     c->handles = 2;
+    buf_init(&c->out);
+    cairn_queue_init(&c->flush_link);
     uv_timer_init(s->loop, &c->timer);
     wire_reader_init(&c->rd, s->o.max_frame);
     cairn_queue_init(&c->streams);
@@ -1083,12 +1174,17 @@ int server_start(uv_loop_t *loop,
         s->o.max_unsent = d.max_unsent;
     }
     cairn_queue_init(&s->kick_queue);
+    cairn_queue_init(&s->flush_queue);
     cairn_queue_init(&s->conns);
     uv_tcp_init(loop, &s->listener);
     uv_idle_init(loop, &s->kick);
+    uv_check_init(loop, &s->flush);
+    uv_idle_init(loop, &s->flush_idle);
     s->listener.data = s;
     s->kick.data = s;
-    s->n_pending = 2;
+    s->flush.data = s;
+    s->flush_idle.data = s;
+    s->n_pending = 4;
     rv = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (rv == 0) {
         rv = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG,
@@ -1104,6 +1200,8 @@ int server_start(uv_loop_t *loop,
         s->closing = true;
         uv_close((uv_handle_t *)&s->listener, on_server_handle_close);
         uv_close((uv_handle_t *)&s->kick, on_server_handle_close);
+        uv_close((uv_handle_t *)&s->flush, on_server_handle_close);
+        uv_close((uv_handle_t *)&s->flush_idle, on_server_handle_close);
         return err != NULL ? err->code : status_from_uv(rv);
     }
     s->port = ntohs(addr.ss_family == AF_INET6
@@ -1138,9 +1236,13 @@ void server_close(struct server *s, server_close_cb cb, void *data)
     s->close_data = data;
     uv_close((uv_handle_t *)&s->listener, on_server_handle_close);
     uv_close((uv_handle_t *)&s->kick, on_server_handle_close);
-    /* Streams queued for a next page are finished with their connection. */
+    /* Streams queued for a next page are finished with their connection;
+     * each GOAWAY writes the connection's gathered output first. */
     for (q = s->conns.next; q != &s->conns; q = q->next) {
         conn_goaway(cairn_queue_data(q, struct conn, link), CAIRN_UNAVAILABLE,
                     "server shutting down");
     }
+    on_flush(&s->flush); /* what is still gathered, then stop */
+    uv_close((uv_handle_t *)&s->flush, on_server_handle_close);
+    uv_close((uv_handle_t *)&s->flush_idle, on_server_handle_close);
 }

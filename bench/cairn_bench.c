@@ -5,15 +5,20 @@
  * prints QPS and p50/p99/p99.9/max latency.
  *
  *   cairn-bench [--endpoint HOST:PORT[,HOST:PORT...]] [--clients N]
- *               [--connections M] [--seconds S] [--op get|by-path|put|all]
- *               [--keys K] [--value-size B] [--stale] [--no-load]
- *               [--load-only N] [--interval S]
- *               [--type String|SecureString] [--with-decryption]
- *               [--prefix PATH]
+ *               [--connections M] [--seconds S]
+ *               [--op get|by-path|put|mix|all] [--keys K] [--value-size B]
+ *               [--path-size R] [--stale] [--no-load] [--load-only N]
+ *               [--interval S] [--type String|SecureString]
+ *               [--with-decryption] [--prefix PATH]
  *
  * get:     GetParameter of a random one of K parameters
- * by-path: GetParametersByPath of a random leaf path (10 results)
+ * by-path: GetParametersByPath of a random leaf path, which holds R
+ *          parameters (R results); beyond 10 (MaxResults' limit) the
+ *          request asks for a server stream of pages (metadata stream:
+ *          true, docs/protocol.md section 8) and the latency runs to the
+ *          last page. The results are counted: a short path is an error.
  * put:     PutParameter (Overwrite) of a random parameter, B-byte value
+ * mix:     90% get, 10% put, drawn per request (row "mix")
  *
  * --type (default String) is the Type of every PutParameter, the load's
  * and put's: SecureString has the server seal each value (a root key is
@@ -27,7 +32,8 @@
  * several (one per node of a cluster), connection i goes to endpoint
  * i mod count, so that the load reaches every node.
  *
- * First it creates the K parameters (PREFIX/appNNNN/keyD, B-byte values)
+ * First it creates the K parameters (PREFIX/appNNNN/keyD with NNNN = i / R
+ * and D = i % R, R the --path-size, default 10; B-byte values)
  * with max(N, 64) writes in flight over the M connections, unless
  * --no-load. --load-only N creates N parameters that way, reports the rate
  * on stderr and exits: load once, then run with --keys N --no-load. Beyond
@@ -88,13 +94,14 @@ struct config
     const char *type;     /* Type of every PutParameter */
     bool with_decryption; /* WithDecryption: true on get and by-path */
     const char *prefix;   /* parameters are PREFIX/appNNNN/keyD */
+    unsigned path_size;   /* parameters per path PREFIX/appNNNN */
 };
 
 /* One run of one operation over every connection. */
 struct run_state
 {
     const struct config *cfg;
-    const char *op;       /* get, by-path, put or load */
+    const char *op;       /* get, by-path, put, mix or load */
     double t0;            /* monotonic seconds at the start */
     double end;           /* no request is sent after it */
     atomic_uint next_key; /* load: the next parameter to create */
@@ -122,6 +129,8 @@ struct worker
     /* Read by the interval reporter while the thread runs: under mu. */
     pthread_mutex_t mu;
     double *started; /* send time per stream 1..inflight, 0 when idle */
+    unsigned *got;   /* by-path: results so far per stream */
+    unsigned *want;  /* by-path: results expected per stream */
     struct slot *slots;
     size_t n_slots;
     bool done;
@@ -207,7 +216,43 @@ static void key_name(char *out,
                      const struct config *cfg,
                      unsigned i)
 {
-    snprintf(out, cap, "%s/app%04u/key%u", cfg->prefix, i / 10, i % 10);
+    snprintf(out, cap, "%s/app%04u/key%u", cfg->prefix, i / cfg->path_size,
+             i % cfg->path_size);
+}
+
+/* Results expected from the path holding parameter @p i: R, fewer on the
+ * last path if K is not a multiple of R. */
+static unsigned path_results(const struct config *cfg, unsigned i)
+{
+    unsigned first = i / cfg->path_size * cfg->path_size;
+    unsigned left = cfg->keys - first;
+    return left < cfg->path_size ? left : cfg->path_size;
+}
+
+/* The number of Parameters in a GetParametersByPath page; -1 if the body
+ * is not such a page. */
+static long page_results(struct mp_str body)
+{
+    struct mp_rd r;
+    uint32_t n, count;
+
+    mp_rd_init(&r, body.p, body.n);
+    if (mp_rd_map(&r, &n) != 0) {
+        return -1;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        struct mp_str key;
+        if (mp_rd_str(&r, &key) != 0) {
+            return -1;
+        }
+        if (mp_str_eqn(key, "Parameters")) {
+            return mp_rd_array(&r, &count) == 0 ? (long)count : -1;
+        }
+        if (mp_rd_skip(&r) != 0) {
+            return -1;
+        }
+    }
+    return -1;
 }
 
 static void pack_put(msgpack_packer *pk,
@@ -248,7 +293,8 @@ static bool encode(struct worker *w,
         method = "PutParameter";
         key_name(name, sizeof(name), cfg, i);
         pack_put(&pk, cfg, name, value);
-    } else if (strcmp(op, "get") == 0) {
+    } else if (strcmp(op, "get") == 0 ||
+               (strcmp(op, "mix") == 0 && rand_r(&w->seed) % 10 != 0)) {
         i = (unsigned)rand_r(&w->seed) % cfg->keys;
         method = "GetParameter";
         key_name(name, sizeof(name), cfg, i);
@@ -260,7 +306,10 @@ static bool encode(struct worker *w,
     } else if (strcmp(op, "by-path") == 0) {
         i = (unsigned)rand_r(&w->seed) % cfg->keys;
         method = "GetParametersByPath";
-        snprintf(name, sizeof(name), "%s/app%04u", cfg->prefix, i / 10);
+        snprintf(name, sizeof(name), "%s/app%04u", cfg->prefix,
+                 i / cfg->path_size);
+        w->got[stream] = 0;
+        w->want[stream] = path_results(cfg, i);
         msgpack_pack_map(&pk, cfg->with_decryption ? 3 : 2);
         mp_pack_kv_cstr(&pk, "Path", name);
         mp_pack_kv_u64(&pk, "MaxResults", 10);
@@ -343,6 +392,7 @@ static void *run(void *arg)
     char *value = malloc(cfg->value_size + 1);
     uint64_t outstanding = 0;
     msgpack_packer pk;
+    bool streamed;
 
     if (value == NULL) {
         oom();
@@ -352,10 +402,17 @@ static void *run(void *arg)
     buf_init(&out);
     buf_init(&body);
     buf_init(&meta);
-    if (cfg->stale) {
+    /* Paths beyond one page of 10 are read as a server stream. */
+    streamed = strcmp(w->rs->op, "by-path") == 0 && cfg->path_size > 10;
+    if (cfg->stale || streamed) {
         mp_packer_init(&pk, &meta);
-        msgpack_pack_map(&pk, 1);
-        mp_pack_kv_cstr(&pk, "consistency", "stale");
+        msgpack_pack_map(&pk, (cfg->stale ? 1 : 0) + (streamed ? 1 : 0));
+        if (cfg->stale) {
+            mp_pack_kv_cstr(&pk, "consistency", "stale");
+        }
+        if (streamed) {
+            mp_pack_kv_bool(&pk, "stream", true);
+        }
     }
     wire_reader_init(&r, WIRE_DEFAULT_MAX_FRAME);
     /* Stream ids 1..inflight, each reused once its answer arrives. */
@@ -404,13 +461,34 @@ static void *run(void *arg)
             }
             if (m.type == WIRE_RESPONSE && m.stream >= 1 &&
                 m.stream <= w->inflight && w->started[m.stream] > 0) {
-                record(w, t, (t - w->started[m.stream]) * 1000.0,
-                       m.status != 0);
-                if (m.status != 0 && w->errors++ == 0) {
+                bool failed = m.status != 0;
+                char why[128] = "";
+
+                if (!failed && strcmp(w->rs->op, "by-path") == 0) {
+                    long got = page_results(m.body);
+                    if (got < 0) {
+                        failed = true;
+                        snprintf(why, sizeof(why), "not a page of results");
+                    } else {
+                        w->got[m.stream] += (unsigned)got;
+                    }
+                    if (!failed && m.more) {
+                        mp_doc_close(&doc);
+                        continue; /* more pages to come on this stream */
+                    }
+                    if (!failed && w->got[m.stream] != w->want[m.stream]) {
+                        failed = true;
+                        snprintf(why, sizeof(why), "%u results, not %u",
+                                 w->got[m.stream], w->want[m.stream]);
+                    }
+                }
+                record(w, t, (t - w->started[m.stream]) * 1000.0, failed);
+                if (failed && w->errors++ == 0) {
                     snprintf(w->first_error, sizeof(w->first_error),
-                             "%.*s: %.*s", (int)m.error_type.n,
+                             "%.*s: %.*s%s", (int)m.error_type.n,
                              m.error_type.p ? m.error_type.p : "",
-                             (int)m.message.n, m.message.p ? m.message.p : "");
+                             (int)m.message.n, m.message.p ? m.message.p : "",
+                             why);
                 }
                 w->started[m.stream] = 0;
                 outstanding--;
@@ -536,7 +614,9 @@ static void drive(const struct config *cfg,
         ws[i].inflight = clients / m + (i < clients % m ? 1 : 0);
         ws[i].seed = 1234 + i;
         ws[i].started = calloc(ws[i].inflight + 1, sizeof(double));
-        if (ws[i].started == NULL) {
+        ws[i].got = calloc(ws[i].inflight + 1, sizeof(unsigned));
+        ws[i].want = calloc(ws[i].inflight + 1, sizeof(unsigned));
+        if (ws[i].started == NULL || ws[i].got == NULL || ws[i].want == NULL) {
             oom();
         }
         pthread_mutex_init(&ws[i].mu, NULL);
@@ -572,6 +652,8 @@ static void drive(const struct config *cfg,
         k += ws[i].n_lat;
         free(ws[i].lat);
         free(ws[i].started);
+        free(ws[i].got);
+        free(ws[i].want);
         free(ws[i].slots);
         pthread_mutex_destroy(&ws[i].mu);
         close(ws[i].fd);
@@ -635,9 +717,15 @@ static void usage(FILE *f)
             "  --clients N         requests in flight in all (16)\n"
             "  --connections M     connections the clients share (4)\n"
             "  --seconds S         time per operation (5)\n"
-            "  --op OP             get, by-path, put or all (all)\n"
+            "  --op OP             get, by-path, put, mix (90%% get, 10%% "
+            "put) or\n"
+            "                      all: get, by-path, put (all)\n"
             "  --keys K            parameters the operations use (10000)\n"
             "  --value-size B      bytes per value, 1..4096 (1024)\n"
+            "  --path-size R       parameters per path PREFIX/appNNNN, "
+            "1..1000 (10);\n"
+            "                      by-path reads R results, streamed "
+            "beyond 10\n"
             "  --stale             stale reads (consistency: stale)\n"
             "  --no-load           do not create the K parameters first\n"
             "  --load-only N       create N parameters with max(--clients, "
@@ -750,6 +838,7 @@ int main(int argc, char **argv)
     cfg.value_size = 1024;
     cfg.type = "String";
     cfg.prefix = "/bench";
+    cfg.path_size = 10;
     if (endpoint == NULL || endpoint[0] == '\0') {
         endpoint = "127.0.0.1:7400";
     }
@@ -795,6 +884,10 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--value-size") == 0) {
             bad = parse_uint(v, &u);
             cfg.value_size = u;
+        } else if (strcmp(a, "--path-size") == 0) {
+            bad = parse_uint(v, &cfg.path_size);
+            bad = bad != 0 || cfg.path_size == 0 || cfg.path_size > 1000 ? -1
+                                                                           : 0;
         } else if (strcmp(a, "--load-only") == 0) {
             bad = parse_uint(v, &load_only);
             bad = bad != 0 || load_only == 0 ? -1 : 0;
@@ -828,15 +921,17 @@ int main(int argc, char **argv)
     if (load_only > 0) {
         cfg.keys = load_only;
     }
-    if (cfg.clients == 0 || cfg.connections == 0 || cfg.keys < 10 ||
-        cfg.value_size == 0 || cfg.value_size > 4096) {
+    if (cfg.clients == 0 || cfg.connections == 0 ||
+        cfg.keys < cfg.path_size || cfg.value_size == 0 ||
+        cfg.value_size > 4096) {
         fprintf(stderr,
-                "cairn-bench: clients, connections >= 1, keys >= 10, "
+                "cairn-bench: clients, connections >= 1, keys >= path size, "
                 "value size 1..4096\n");
         return 2;
     }
     if (strcmp(cfg.op, "all") != 0 && strcmp(cfg.op, "get") != 0 &&
-        strcmp(cfg.op, "by-path") != 0 && strcmp(cfg.op, "put") != 0) {
+        strcmp(cfg.op, "by-path") != 0 && strcmp(cfg.op, "put") != 0 &&
+        strcmp(cfg.op, "mix") != 0) {
         usage(stderr);
         return 2;
     }

@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <string.h>
 
 #define TOKEN_VERSION 1
@@ -14,11 +16,66 @@
 static const char b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* OpenSSL 3 looks an algorithm up by name on every one-shot call (SHA256(),
+ * HMAC()), which cost more than the hashing of these few bytes: fetch each
+ * once. Fetched algorithms may be shared between threads. */
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256;
+static EVP_MAC *hmac;
+
+static void fetch_algs(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
 uint64_t token_hash(const void *p, size_t n)
 {
-    uint8_t d[SHA256_DIGEST_LENGTH];
-    SHA256(p, n, d);
+    uint8_t d[EVP_MAX_MD_SIZE];
+
+    pthread_once(&algs_once, fetch_algs);
+    if (sha256 == NULL || EVP_Digest(p, n, d, NULL, sha256, NULL) != 1) {
+        SHA256(p, n, d); /* the slow way, if the fetch failed */
+    }
     return be64_get(d);
+}
+
+/* An HMAC context keyed with the last key used, copied for each MAC: the
+ * key schedule and the digest lookup are done once per key, not per token.
+ * Under a mutex: queries may run on several threads. */
+static pthread_mutex_t keyed_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t keyed_key[TOKEN_KEY_LEN];
+static EVP_MAC_CTX *keyed;
+
+static EVP_MAC_CTX *keyed_ctx(const uint8_t key[TOKEN_KEY_LEN])
+{
+    EVP_MAC_CTX *ctx = NULL;
+
+    pthread_once(&algs_once, fetch_algs);
+    if (hmac == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&keyed_mu);
+    if (keyed == NULL || memcmp(keyed_key, key, TOKEN_KEY_LEN) != 0) {
+        OSSL_PARAM params[2];
+        EVP_MAC_CTX *fresh = EVP_MAC_CTX_new(hmac);
+
+        params[0] = OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (fresh != NULL &&
+            EVP_MAC_init(fresh, key, TOKEN_KEY_LEN, params) == 1) {
+            EVP_MAC_CTX_free(keyed);
+            keyed = fresh;
+            memcpy(keyed_key, key, TOKEN_KEY_LEN);
+        } else {
+            EVP_MAC_CTX_free(fresh);
+            pthread_mutex_unlock(&keyed_mu);
+            return NULL;
+        }
+    }
+    ctx = EVP_MAC_CTX_dup(keyed);
+    pthread_mutex_unlock(&keyed_mu);
+    return ctx;
 }
 
 static void mac(const uint8_t key[TOKEN_KEY_LEN],
@@ -28,7 +85,19 @@ static void mac(const uint8_t key[TOKEN_KEY_LEN],
 {
     uint8_t full[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    HMAC(EVP_sha256(), key, TOKEN_KEY_LEN, p, n, full, &len);
+    size_t flen = 0;
+    EVP_MAC_CTX *ctx = keyed_ctx(key);
+    int ok = 0;
+
+    if (ctx != NULL) {
+        ok = EVP_MAC_update(ctx, p, n) == 1 &&
+             EVP_MAC_final(ctx, full, &flen, sizeof(full)) == 1 &&
+             flen >= TOKEN_MAC;
+        EVP_MAC_CTX_free(ctx);
+    }
+    if (!ok) {
+        HMAC(EVP_sha256(), key, TOKEN_KEY_LEN, p, n, full, &len);
+    }
     memcpy(out, full, TOKEN_MAC);
 }
 
