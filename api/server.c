@@ -62,8 +62,8 @@ struct server
     uv_check_t flush;
     uv_idle_t flush_idle;
     struct cairn_queue flush_queue; /* connections with output to write */
-    struct cairn_queue conns;      /* every connection not yet freed */
-    unsigned n_conns;              /* counted against max_connections */
+    struct cairn_queue conns;       /* every connection not yet freed */
+    unsigned n_conns;               /* counted against max_connections */
     unsigned n_pending; /* handles besides connections not yet closed:
                            listener, kick, flush, flush_idle, refused
                            sockets, stream timers */
@@ -92,8 +92,8 @@ struct conn
     struct cairn_queue link;    /* srv->conns */
     struct cairn_queue streams; /* open streams */
     unsigned n_streams;
-    size_t unsent;        /* bytes given to uv_write, not completed */
-    struct buf out;       /* frames not yet given to uv_write */
+    size_t unsent;                 /* bytes given to uv_write, not completed */
+    struct buf out;                /* frames not yet given to uv_write */
     struct cairn_queue flush_link; /* srv->flush_queue while queued */
     bool flush_queued;
     uint64_t last_active; /* uv_now of the last frame in or out */

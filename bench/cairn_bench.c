@@ -886,8 +886,8 @@ int main(int argc, char **argv)
             cfg.value_size = u;
         } else if (strcmp(a, "--path-size") == 0) {
             bad = parse_uint(v, &cfg.path_size);
-            bad = bad != 0 || cfg.path_size == 0 || cfg.path_size > 1000 ? -1
-                                                                           : 0;
+            bad =
+                bad != 0 || cfg.path_size == 0 || cfg.path_size > 1000 ? -1 : 0;
         } else if (strcmp(a, "--load-only") == 0) {
             bad = parse_uint(v, &load_only);
             bad = bad != 0 || load_only == 0 ? -1 : 0;
@@ -921,9 +921,8 @@ int main(int argc, char **argv)
     if (load_only > 0) {
         cfg.keys = load_only;
     }
-    if (cfg.clients == 0 || cfg.connections == 0 ||
-        cfg.keys < cfg.path_size || cfg.value_size == 0 ||
-        cfg.value_size > 4096) {
+    if (cfg.clients == 0 || cfg.connections == 0 || cfg.keys < cfg.path_size ||
+        cfg.value_size == 0 || cfg.value_size > 4096) {
         fprintf(stderr,
                 "cairn-bench: clients, connections >= 1, keys >= path size, "
                 "value size 1..4096\n");

@@ -1,6 +1,12 @@
 #!/bin/sh
 # Install what Cairn needs to build and test on Debian 12 (bookworm).
 #
+#   tools/install-deps.sh [--bench]
+#
+# --bench also installs what bench/compare needs to run etcd next to Cairn:
+# etcd-server (etcd 3.4), golang-go and golang-etcd-server-dev (etcd's Go
+# client sources, to build bench/etcd-bench offline) and curl.
+#
 # Idempotent and fast on re-runs: when every package is already present
 # (and libraft is at least 0.22) it does not touch apt at all, so it also
 # works offline. Otherwise it adds bookworm-backports if missing, runs
@@ -15,6 +21,26 @@ BACKPORTS_FILE=/etc/apt/sources.list.d/bookworm-backports.list
 PACKAGES='build-essential meson ninja-build pkg-config liblmdb-dev
 libuv1-dev libssl-dev libmsgpack-dev libcmocka-dev libjansson-dev
 libpcre2-dev clang-format jq'
+BENCH_PACKAGES='etcd-server golang-go golang-etcd-server-dev curl'
+
+usage() {
+    echo "usage: tools/install-deps.sh [--bench]"
+    echo "  --bench  also install $BENCH_PACKAGES (bench/compare)"
+}
+
+for arg in "$@"; do
+    case $arg in
+        --bench) PACKAGES="$PACKAGES $BENCH_PACKAGES" ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            usage >&2
+            exit 2
+            ;;
+    esac
+done
 
 export DEBIAN_FRONTEND=noninteractive
 

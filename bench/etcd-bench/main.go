@@ -8,7 +8,7 @@
 //
 //	etcd-bench [--endpoints HOST:PORT[,HOST:PORT...]] [--clients N]
 //	           [--connections M] [--seconds S]
-//	           [--op put|get|get-serializable|range] [--keys K]
+//	           [--op put|get|get-serializable|range|mix] [--keys K]
 //	           [--value-size B] [--range-size R] [--no-load]
 //	           [--load-only N] [--prefix P]
 //
@@ -17,6 +17,9 @@
 // get-serializable: Get with WithSerializable (served by the local member)
 // range:            Get WithPrefix of a random path PREFIX/appNNNN/,
 // which holds R keys (R results)
+// mix:              per request, drawn with the client's own generator:
+// 90% get (linearizable, as get), 10% put (as put), of a random key
+// (row "mix", as cairn-bench's --op mix)
 //
 // Keys mirror cairn-bench's parameters: key i is PREFIX/appNNNN/keyD with
 // NNNN = i / R and D = i % R, R being --range-size (default 10, as
@@ -38,7 +41,9 @@
 // Build (offline, with Debian's golang-etcd-server-dev):
 //
 //	GOPATH=$dir:/usr/share/gocode GO111MODULE=off GOCACHE=$dir/cache \
-//	    go build -o etcd-bench ./bench/etcd-bench
+//	    GOPROXY=off go build -o etcd-bench ./bench/etcd-bench
+//
+// bench/compare builds it that way and runs it against a 3-node etcd.
 package main
 
 import (
@@ -166,11 +171,20 @@ func drive(cfg *config, op string, clients int) *result {
 					}
 					i = rng.Intn(cfg.keys)
 				}
+				o := op
+				if o == "mix" {
+					// 1 in 10 a put, the rest a linearizable get.
+					if rng.Intn(10) == 0 {
+						o = "put"
+					} else {
+						o = "get"
+					}
+				}
 				ctx, cancel := context.WithTimeout(context.Background(),
 					requestTimeout)
 				st := time.Now()
 				var err error
-				switch op {
+				switch o {
 				case "load", "put":
 					_, err = cli.Put(ctx, keyName(cfg, i), cfg.value)
 				case "get":
@@ -283,7 +297,8 @@ func main() {
 	flag.IntVar(&cfg.connections, "connections", 4,
 		"clientv3 clients (gRPC connections) the clients share")
 	flag.Float64Var(&cfg.seconds, "seconds", 5, "time per operation")
-	flag.StringVar(&cfg.op, "op", "get", "put, get, get-serializable or range")
+	flag.StringVar(&cfg.op, "op", "get",
+		"put, get, get-serializable, range or mix (90% get, 10% put)")
 	flag.IntVar(&cfg.keys, "keys", 10000, "keys the operation uses")
 	flag.IntVar(&cfg.valueSize, "value-size", 1024, "bytes per value")
 	flag.IntVar(&cfg.rangeSize, "range-size", 10,
@@ -311,7 +326,7 @@ func main() {
 		cfg.keys = *loadOnly
 	}
 	switch cfg.op {
-	case "put", "get", "get-serializable", "range":
+	case "put", "get", "get-serializable", "range", "mix":
 	default:
 		fmt.Fprintf(os.Stderr, "etcd-bench: bad --op %s\n", cfg.op)
 		os.Exit(2)
