@@ -48,6 +48,11 @@ struct service
     struct cairn_queue ri_boarded; /* pending, on the request in flight */
     struct peer_call ri_call;
     bool ri_busy;
+    /* The leader's reads wait for a confirmation round (leader_confirm):
+     * riders board the next round; one round at a time awaits its
+     * quorum. */
+    struct cairn_queue cf_riders; /* node_barrier_req */
+    struct confirm_round *cf_open;
     /* SecureString: root keys and the keyring view; NULL if no root key. */
     struct secure *secure;
     struct service_call default_key_call; /* creating the default key */
@@ -92,6 +97,7 @@ struct method
 
 static void m_propose(struct service_call *call);
 static void m_read_index(struct service_call *call);
+static void m_term(struct service_call *call);
 static void m_node_status(struct service_call *call);
 static void m_members(struct service_call *call);
 static void m_add_member(struct service_call *call);
@@ -121,6 +127,7 @@ static const struct method methods[] = {
     {"ResetServiceSetting", WRITE, false, NULL, NULL},
     {"Cairn.Propose", LEADER, false, m_propose, NULL},
     {"Cairn.ReadIndex", LEADER, false, m_read_index, NULL},
+    {"Cairn.Term", LOCAL, false, m_term, NULL},
     {"Cairn.NodeStatus", LOCAL, false, m_node_status, NULL},
     {"Cairn.Members", LOCAL, false, m_members, NULL},
     {"Cairn.AddMember", ADMIN, false, m_add_member, NULL},
@@ -205,6 +212,7 @@ int service_create(uv_loop_t *loop,
              "arn:%s:iam::%s:root", so->arn.partition, so->arn.account);
     cairn_queue_init(&svc->ri_riders);
     cairn_queue_init(&svc->ri_boarded);
+    cairn_queue_init(&svc->cf_riders);
     if (o->root_key != NULL) {
         rv = secure_create(store, o->root_key, o->previous_root_key,
                            &svc->secure, err);
@@ -539,6 +547,201 @@ static bool wants_decryption(struct service_call *call)
     return with;
 }
 
+/* ---- leadership confirmation ---------------------------------------- */
+
+/*
+ * A linearizable read on the leader needs proof that this node still led
+ * after the read arrived: a leader deposed meanwhile could miss writes
+ * acknowledged by its successor. A barrier (an entry through the log) gives
+ * the proof but costs a disk write on a majority and queues behind the
+ * writes in flight. Instead the leader asks every other voter for its
+ * current term (Cairn.Term, no disk). Terms only grow and a voter's term
+ * moves past T before it votes for a leader of a later term, so if a
+ * majority, this node included, answer T after the read arrived, no other
+ * leader had been elected by then (Raft thesis, section 6.4). Every write
+ * acknowledged before the read was applied here before it was
+ * acknowledged, so the store already holds them: nothing to wait for. A
+ * new leader that has not applied an entry of its own term yet
+ * (node_read_index 0), or one that cannot reach the voters' API
+ * addresses, uses the barrier.
+ */
+struct confirm_round
+{
+    struct service *svc;
+    uint64_t term;
+    unsigned need;        /* answers of term T still needed */
+    unsigned outstanding; /* peer calls not yet called back */
+    bool decided;
+    struct cairn_queue riders; /* node_barrier_req */
+    struct peer_call calls[SERVICE_MAX_MEMBERS];
+};
+
+static void flush_confirm(struct service *svc);
+
+/* Complete the riders: proven (status 0), or else left to a barrier, which
+ * also settles whether this node still leads. */
+static void confirm_complete(struct service *svc,
+                             struct cairn_queue *riders,
+                             int status)
+{
+    while (!cairn_queue_empty(riders)) {
+        struct cairn_queue *q = cairn_queue_head(riders);
+        struct node_barrier_req *req =
+            cairn_queue_data(q, struct node_barrier_req, link);
+        node_barrier_cb cb = req->cb;
+
+        cairn_queue_remove(q);
+        cairn_queue_init(q);
+        if (status == 0) {
+            cb(req, 0);
+        } else if (svc->closing || node_barrier(svc->node, req, cb) != 0) {
+            cb(req, CAIRN_UNAVAILABLE);
+        }
+    }
+}
+
+static void confirm_decide(struct confirm_round *r, int status)
+{
+    struct service *svc = r->svc;
+
+    r->decided = true;
+    if (svc->cf_open == r) {
+        svc->cf_open = NULL;
+    }
+    confirm_complete(svc, &r->riders, status);
+}
+
+static void on_term(struct peer_call *pc,
+                    int status,
+                    const char *type,
+                    const char *message,
+                    const void *body,
+                    size_t len)
+{
+    struct confirm_round *r = pc->data;
+    struct service *svc = r->svc;
+    uint64_t term = 0;
+    struct mp_doc d;
+
+    (void)type;
+    (void)message;
+    if (status == 0 && mp_doc_parse(&d, body, len, NULL) == 0) {
+        if (mp_get_u64(&d.root, "Term", &term, NULL) != 1) {
+            term = 0;
+        }
+        mp_doc_close(&d);
+    }
+    r->outstanding--;
+    if (!r->decided && term == r->term && r->need > 0 && --r->need == 0) {
+        /* Still the leader of that term as far as this node knows? */
+        confirm_decide(
+            r, node_is_leader(svc->node) && node_term(svc->node) == r->term
+                   ? 0
+                   : CAIRN_UNAVAILABLE);
+    }
+    if (!r->decided && r->outstanding < r->need) {
+        confirm_decide(r, CAIRN_UNAVAILABLE); /* no quorum this round */
+    }
+    if (r->outstanding == 0) {
+        free(r);
+        flush_confirm(svc);
+    } else if (r->decided) {
+        flush_confirm(svc); /* the next round need not wait for stragglers */
+    }
+}
+
+/* Start a round for the riders, unless one awaits its quorum. */
+static void flush_confirm(struct service *svc)
+{
+    struct node_member m[SERVICE_MAX_MEMBERS];
+    const char *apis[SERVICE_MAX_MEMBERS];
+    struct confirm_round *r;
+    unsigned n, voters = 0, others = 0;
+
+    if (svc->cf_open != NULL || cairn_queue_empty(&svc->cf_riders)) {
+        return;
+    }
+    if (svc->closing || node_read_index(svc->node) == 0) {
+        goto barrier;
+    }
+    n = node_members(svc->node, m, SERVICE_MAX_MEMBERS);
+    if (n > SERVICE_MAX_MEMBERS) {
+        goto barrier;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (strcmp(m[i].role, "voter") != 0) {
+            continue;
+        }
+        voters++;
+        if (m[i].id != svc->id) {
+            apis[others] = member_api(svc, m[i].id, true);
+            if (apis[others] == NULL) {
+                goto barrier;
+            }
+            others++;
+        }
+    }
+    if (voters == 0 || others + 1 != voters) {
+        goto barrier; /* this node is not a voter: let Raft decide */
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        goto barrier;
+    }
+    r->svc = svc;
+    r->term = node_term(svc->node);
+    r->need = voters / 2; /* a majority with this node's own vote */
+    cairn_queue_init(&r->riders);
+    while (!cairn_queue_empty(&svc->cf_riders)) {
+        struct cairn_queue *q = cairn_queue_head(&svc->cf_riders);
+        cairn_queue_remove(q);
+        cairn_queue_push(&r->riders, q);
+    }
+    if (r->need == 0) {
+        confirm_decide(r, 0); /* the only voter */
+        free(r);
+        return;
+    }
+    svc->cf_open = r;
+    for (unsigned i = 0; i < others; i++) {
+        r->calls[i].data = r;
+        if (peer_call_start(svc->peers, &r->calls[i], apis[i], "Cairn.Term",
+                            NULL, 0, "\x80", 1, svc->forward_timeout_ms,
+                            on_term) == 0) {
+            r->outstanding++;
+        }
+    }
+    if (r->outstanding < r->need) {
+        if (!r->decided) {
+            confirm_decide(r, CAIRN_UNAVAILABLE);
+        }
+        if (r->outstanding == 0) {
+            free(r);
+        }
+    }
+    return;
+
+barrier:
+    /* Riders fall back to a barrier (node_barrier shares one). */
+    confirm_complete(svc, &svc->cf_riders, CAIRN_UNAVAILABLE);
+}
+
+/* Call @p cb once this node is known to have led after this call (status
+ * 0), or with UNAVAILABLE. Returns UNAVAILABLE without calling @p cb if
+ * this node is not the leader, as node_barrier does. */
+static int leader_confirm(struct service *svc,
+                          struct node_barrier_req *req,
+                          node_barrier_cb cb)
+{
+    if (!node_is_leader(svc->node)) {
+        return CAIRN_UNAVAILABLE;
+    }
+    req->cb = cb;
+    cairn_queue_push(&svc->cf_riders, &req->link);
+    flush_confirm(svc);
+    return 0;
+}
+
 static void run_read(struct service_call *call)
 {
     struct buf plain;
@@ -709,7 +912,7 @@ static void start_read(struct service_call *call)
      * read index (docs/cluster.md). */
     if (node_is_leader(svc->node)) {
         p->req.barrier.data = p;
-        if (node_barrier(svc->node, &p->req.barrier, on_barrier) != 0) {
+        if (leader_confirm(svc, &p->req.barrier, on_barrier) != 0) {
             not_leader(call);
         }
         return;
@@ -1137,10 +1340,23 @@ static void m_read_index(struct service_call *call)
     }
     p->index = node_read_index(call->svc->node);
     p->req.barrier.data = p;
-    if (node_barrier(call->svc->node, &p->req.barrier, on_read_index_barrier) !=
+    if (leader_confirm(call->svc, &p->req.barrier, on_read_index_barrier) !=
         0) {
         not_leader(call);
     }
+}
+
+/* Cairn.Term: this node's current term, for a leader confirming that it
+ * still leads (leader_confirm). */
+static void m_term(struct service_call *call)
+{
+    msgpack_packer pk;
+
+    buf_reset(&call->resp);
+    mp_packer_init(&pk, &call->resp);
+    msgpack_pack_map(&pk, 1);
+    mp_pack_kv_u64(&pk, "Term", node_term(call->svc->node));
+    reply(call);
 }
 
 static void hex(const uint8_t *p, size_t n, char *out)

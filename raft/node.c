@@ -1454,6 +1454,11 @@ bool node_is_leader(const struct node *n)
     return is_leader(n);
 }
 
+uint64_t node_term(const struct node *n)
+{
+    return n->closing ? 0 : raft_current_term(raft_of(n));
+}
+
 void node_leader(const struct node *n, uint64_t *id, const char **address)
 {
     raft_id leader = 0;

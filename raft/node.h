@@ -134,6 +134,9 @@ int node_barrier(struct node *n,
 /* ---- state ----------------------------------------------------------- */
 
 bool node_is_leader(const struct node *n);
+
+/** This node's current Raft term (0 while closing). */
+uint64_t node_term(const struct node *n);
 /** Id and address of the leader this node knows, or 0 and NULL. */
 void node_leader(const struct node *n, uint64_t *id, const char **address);
 
