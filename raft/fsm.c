@@ -389,7 +389,51 @@ static int fsm_apply(struct raft_fsm *rf,
         r->applied = !r->lost;
         *result = r;
     }
+    f->log_entries++;
+    f->log_bytes += buf->len;
+    if (f->log_bytes_max > 0 && f->log_bytes >= f->log_bytes_max &&
+        f->threshold > 0) {
+        /* libraft takes a snapshot after this apply when last_applied minus
+         * its snapshot's index reaches the threshold; that gap is at least
+         * the entries counted here. */
+        raft_set_snapshot_threshold(f->raft, f->log_entries < f->threshold
+                                                 ? (unsigned)f->log_entries
+                                                 : f->threshold);
+    }
     return 0;
+}
+
+/* A snapshot starts: the next one is counted from here, and the entries it
+ * keeps are chosen by size (fsm_snapshot_limits). */
+static void snapshot_taken(struct fsm *f)
+{
+    if (f->threshold == 0) {
+        return; /* no limits set */
+    }
+    if (f->trailing_bytes > 0 && f->log_entries > 0 && f->log_bytes > 0) {
+        uint64_t mean = f->log_bytes / f->log_entries;
+        uint64_t keep = f->trailing_bytes / (mean > 0 ? mean : 1);
+        uint64_t least = f->trailing < 64 ? f->trailing : 64;
+
+        keep = keep < least ? least : keep;
+        keep = keep > f->trailing ? f->trailing : keep;
+        raft_set_snapshot_trailing(f->raft, (unsigned)keep);
+    }
+    raft_set_snapshot_threshold(f->raft, f->threshold);
+    f->log_entries = 0;
+    f->log_bytes = 0;
+}
+
+void fsm_snapshot_limits(struct fsm *f,
+                         unsigned threshold,
+                         unsigned trailing,
+                         uint64_t log_bytes,
+                         uint64_t trailing_bytes)
+{
+    f->threshold = threshold;
+    f->trailing = trailing;
+    f->log_bytes_max = log_bytes;
+    f->trailing_bytes = trailing_bytes;
 }
 
 static int write_all(int fd, const void *p, size_t len)
@@ -502,6 +546,7 @@ static int fsm_snapshot(struct raft_fsm *rf,
     if (array == NULL) {
         return RAFT_NOMEM;
     }
+    snapshot_taken(f);
     if (f->deferred) {
         array[0].base = raft_malloc(8);
         array[0].len = 8;
@@ -589,6 +634,9 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     raft_free(buf->base);
     buf->base = NULL;
     buf->len = 0;
+    /* The log restarts after the snapshot's index. */
+    f->log_entries = 0;
+    f->log_bytes = 0;
     return 0;
 
 err_after_fd:

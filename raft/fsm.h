@@ -135,6 +135,10 @@ struct fsm
                     const struct sm_outcome *o);
     void *observe_data;
     void *placeholder; /* the last deferred snapshot's stand-in */
+    /* Snapshot policy by size (fsm_snapshot_limits). */
+    unsigned threshold, trailing; /* libraft's, in entries */
+    uint64_t log_bytes_max, trailing_bytes;
+    uint64_t log_entries, log_bytes; /* applied since the last snapshot */
 };
 
 /**
@@ -148,6 +152,20 @@ void fsm_init(struct fsm *f,
               struct raft *raft);
 /** Forget every registered results struct. */
 void fsm_close(struct fsm *f);
+
+/**
+ * Snapshot by size as well as by count: once the entries applied since the
+ * last snapshot hold @p log_bytes (0: never), lower libraft's threshold so
+ * that it takes one now; each snapshot then keeps as trailing entries
+ * about @p trailing_bytes' worth at their mean size, at most @p trailing
+ * (and at least 64, or @p trailing if smaller). @p threshold and
+ * @p trailing are what the node set in libraft.
+ */
+void fsm_snapshot_limits(struct fsm *f,
+                         unsigned threshold,
+                         unsigned trailing,
+                         uint64_t log_bytes,
+                         uint64_t trailing_bytes);
 
 /* ---- snapshots -------------------------------------------------------- */
 

@@ -135,8 +135,10 @@ void node_options_default(struct node_options *o)
     o->raft_address = "127.0.0.1:7401";
     o->election_timeout_ms = 1000;
     o->heartbeat_timeout_ms = 100;
-    o->snapshot_threshold = 8192;
+    o->snapshot_threshold = 65536;
     o->snapshot_trailing = 2048;
+    o->snapshot_log_bytes = 64u << 20;
+    o->snapshot_trailing_bytes = 8u << 20;
     o->max_inflight = 2;
     o->max_batch_bytes = (size_t)1 << 20;
     o->install_snapshot_timeout_ms = 10000;
@@ -1132,6 +1134,10 @@ int node_create(uv_loop_t *loop,
     raft_set_heartbeat_timeout(&n->raft, o->heartbeat_timeout_ms);
     raft_set_snapshot_threshold(&n->raft, o->snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, o->snapshot_trailing);
+    fsm_snapshot_limits(
+        &n->fsm, o->snapshot_threshold, o->snapshot_trailing,
+        o->snapshot_log_bytes + o->snapshot_log_bytes * ((o->id - 1) % 4) / 4,
+        o->snapshot_trailing_bytes);
     /* A snapshot dropped by node_recv is sent again after this. */
     raft_set_install_snapshot_timeout(&n->raft, o->install_snapshot_timeout_ms);
 

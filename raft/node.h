@@ -22,9 +22,18 @@ struct node_options
     const char *dir;              /* directory for the Raft log and snapshots */
     struct store *store;          /* borrowed; outlives the node */
     unsigned election_timeout_ms; /* 1000 */
-    unsigned heartbeat_timeout_ms;        /* 100 */
-    unsigned snapshot_threshold;          /* entries between snapshots: 8192 */
-    unsigned snapshot_trailing;           /* entries kept after one: 2048 */
+    unsigned heartbeat_timeout_ms; /* 100 */
+    unsigned snapshot_threshold;   /* entries between snapshots:
+                                      65,536 */
+    unsigned snapshot_trailing;    /* entries kept after one: 2048 */
+    /* A snapshot is also taken once the entries applied since the last one
+     * hold this many bytes (64 MiB; 0: no limit): libraft keeps them all in
+     * memory. Node i waits (1 + ((i - 1) mod 4) / 4) times as long, so the
+     * members of a cluster rarely snapshot at the same moment. */
+    uint64_t snapshot_log_bytes;
+    /* The entries kept after a snapshot hold at most about this many bytes
+     * (8 MiB; 0: no limit), judged by their mean size. */
+    uint64_t snapshot_trailing_bytes;
     unsigned install_snapshot_timeout_ms; /* resend an unanswered
                                              InstallSnapshot after: 10,000 */
     unsigned max_inflight;  /* group commit: entries in flight: 2 */

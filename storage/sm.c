@@ -127,7 +127,21 @@ static int put(struct ctx *c,
 {
     MDB_val k = {klen, (void *)key};
     MDB_val d = {vlen, (void *)val};
-    int rc = mdb_put(c->txn, dbi, &k, &d, 0);
+    int rc = MDB_KEYEXIST;
+
+    /* Version records of new parameters (ids only grow) and feed rows
+     * (revisions only grow) arrive in key order. Appended, they leave
+     * every page full: an ordinary insert at the end splits the last page
+     * in half, and the left half stays half empty for good, which with 1
+     * KB values made the versions table half again as large. MDB_APPEND
+     * refuses a key that is not the largest (MDB_KEYEXIST, nothing
+     * written); then the ordinary insert runs. */
+    if (dbi == c->s->versions || dbi == c->s->feed) {
+        rc = mdb_put(c->txn, dbi, &k, &d, MDB_APPEND);
+    }
+    if (rc == MDB_KEYEXIST) {
+        rc = mdb_put(c->txn, dbi, &k, &d, 0);
+    }
     return rc != 0 ? fault(c, rc, "put") : 0;
 }
 

@@ -34,6 +34,7 @@ struct config
     char join[300];        /* API address of a member, or "" */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    long long snapshot_log_mb; /* -1: the default */
     unsigned election_timeout_ms;
     char root_key_file[4096];     /* "" : <data-dir>/root.key */
     char previous_root_key[4096]; /* during a root key rotation, or "" */
@@ -105,7 +106,12 @@ static void usage(FILE *f)
             "                      line with the long option names; "
             "flags win\n"
             "  --snapshot-threshold N   Raft entries between snapshots "
-            "(8192)\n"
+            "(65536)\n"
+            "  --snapshot-log-mb N      also snapshot once the entries "
+            "since the last\n"
+            "                      hold N MiB (64; 0: no limit; node i "
+            "waits\n"
+            "                      1 + ((i-1) mod 4)/4 times as long)\n"
             "  --snapshot-trailing N    entries kept after a snapshot "
             "(2048)\n"
             "  --election-timeout MS    Raft election timeout (1000)\n"
@@ -152,6 +158,7 @@ static const struct option longopts[] = {
     {"config", required_argument, NULL, 'c'},
     {"snapshot-threshold", required_argument, NULL, 's'},
     {"snapshot-trailing", required_argument, NULL, 't'},
+    {"snapshot-log-mb", required_argument, NULL, 'm'},
     {"election-timeout", required_argument, NULL, 'e'},
     {"root-key-file", required_argument, NULL, 'k'},
     {"previous-root-key-file", required_argument, NULL, 'p'},
@@ -264,6 +271,12 @@ static int apply_opt(struct config *cfg, int c, const char *v)
         case 'p':
             return copy_opt("previous-root-key-file", v, cfg->previous_root_key,
                             sizeof(cfg->previous_root_key));
+        case 'm':
+            if (parse_uint("snapshot-log-mb", v, 0, 1u << 20, &u) != 0) {
+                return 2;
+            }
+            cfg->snapshot_log_mb = (long long)u;
+            return 0;
         case 'e':
             if (parse_uint("election-timeout", v, 200, 60000, &u) != 0) {
                 return 2;
@@ -352,6 +365,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     snprintf(cfg->api, sizeof(cfg->api), "127.0.0.1:7400");
     snprintf(cfg->raft_address, sizeof(cfg->raft_address), "127.0.0.1:7401");
     cfg->node_id = 1;
+    cfg->snapshot_log_mb = -1;
     /* A config file first, whatever its place, so that flags win. */
     for (int i = 1; i < argc; i++) {
         const char *file = NULL;
@@ -722,6 +736,9 @@ static int start(struct daemon *d)
     no.store = d->store;
     no.initial_cluster = d->cfg.initial_cluster;
     no.join = d->cfg.join[0] != '\0';
+    if (d->cfg.snapshot_log_mb >= 0) {
+        no.snapshot_log_bytes = (uint64_t)d->cfg.snapshot_log_mb << 20;
+    }
     if (d->cfg.snapshot_threshold != 0) {
         no.snapshot_threshold = d->cfg.snapshot_threshold;
         no.snapshot_trailing = d->cfg.snapshot_trailing;

@@ -892,6 +892,40 @@ static void snapshots(void **state)
     assert_int_equal(put(f, "/s/p0", "x"), 3);
 }
 
+/* Snapshots by size: with a count threshold never reached, the node takes
+ * one once the entries applied since the last hold snapshot_log_bytes, not
+ * before. */
+static void snapshots_by_size(void **state)
+{
+    struct fx *f = *state;
+    char name[32];
+    char value[2049];
+
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    f->nopts.snapshot_threshold = 1u << 20;
+    f->nopts.snapshot_trailing = 8;
+    f->nopts.snapshot_log_bytes = 32 << 10;
+    f->nopts.snapshot_trailing_bytes = 0;
+    fx_start(f);
+    for (int i = 0; i < 8; i++) { /* about 16 KB of entries */
+        snprintf(name, sizeof(name), "/z/p%d", i);
+        assert_int_equal(put(f, name, value), 1);
+    }
+    assert_false(has_snapshot(f->raft_dir));
+    for (int i = 8; i < 40; i++) {
+        snprintf(name, sizeof(name), "/z/p%d", i);
+        assert_int_equal(put(f, name, value), 1);
+    }
+    fx_settle(f);
+    assert_true(has_snapshot(f->raft_dir));
+    fx_restart(f);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "/z/p%d", i);
+        assert_int_equal(version_of(f, name), 1);
+    }
+}
+
 /* A store that is ahead of the Raft log (its Raft directory was lost) is
  * refused rather than silently skipping every new command. */
 static void store_ahead_of_log(void **state)
@@ -988,6 +1022,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(close_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(restart, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshots, setup_idle, teardown),
+        cmocka_unit_test_setup_teardown(snapshots_by_size, setup_idle,
+                                        teardown),
         cmocka_unit_test_setup_teardown(store_ahead_of_log, setup_idle,
                                         teardown),
         cmocka_unit_test_setup_teardown(address_in_use, setup_idle, teardown),
