@@ -569,6 +569,56 @@ static int fsm_snapshot(struct raft_fsm *rf,
     return 0;
 }
 
+static const char ref_magic[8] = {'C', 'R', 'N', 'R', 'E', 'F', '0', '1'};
+
+int fsm_snapshot_ref(struct fsm *f,
+                     struct raft_buffer *out,
+                     struct cairn_error *err)
+{
+    uint64_t index = 0;
+    uint8_t *p;
+    int rv;
+
+    /* The index first: everything committed by then is covered by the
+     * sync that follows. */
+    rv = store_applied_index(f->store, &index, err);
+    if (rv == 0) {
+        rv = store_sync(f->store, err);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    p = raft_malloc(FSM_REF_LEN);
+    if (p == NULL) {
+        return cairn_error_set(err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+                               "out of memory");
+    }
+    memcpy(p, ref_magic, sizeof(ref_magic));
+    for (int i = 0; i < 8; i++) {
+        p[8 + i] = (uint8_t)(index >> (56 - 8 * i));
+    }
+    out->base = p;
+    out->len = FSM_REF_LEN;
+    return 0;
+}
+
+bool fsm_snapshot_is_ref(const struct raft_buffer *bufs, unsigned n)
+{
+    return n == 1 && bufs != NULL && bufs[0].base != NULL &&
+           bufs[0].len == FSM_REF_LEN &&
+           memcmp(bufs[0].base, ref_magic, sizeof(ref_magic)) == 0;
+}
+
+static uint64_t ref_index(const struct raft_buffer *buf)
+{
+    const uint8_t *p = buf->base;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[8 + i];
+    }
+    return v;
+}
+
 bool fsm_snapshot_is_placeholder(const struct fsm *f,
                                  const struct raft_buffer *bufs,
                                  unsigned n)
@@ -608,6 +658,30 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     int fd;
     int rv;
 
+    if (fsm_snapshot_is_ref(buf, 1)) {
+        uint64_t want = ref_index(buf), have = 0;
+
+        if (store_applied_index(f->store, &have, &f->fault) != 0) {
+            goto err;
+        }
+        if (have < want) {
+            cairn_error_set(
+                &f->fault, CAIRN_INTERNAL, NULL,
+                "the snapshot at raft index %llu stands for this node's "
+                "store, which holds only index %llu: the store was lost or "
+                "replaced; remove the node's data directory and join it to "
+                "the cluster again",
+                (unsigned long long)fsm_raft_index(want),
+                (unsigned long long)fsm_raft_index(have));
+            goto err;
+        }
+        raft_free(buf->base);
+        buf->base = NULL;
+        buf->len = 0;
+        f->log_entries = 0;
+        f->log_bytes = 0;
+        return 0;
+    }
     fd = memfd_create("cairn-restore", MFD_CLOEXEC);
     if (fd < 0) {
         cairn_error_set(&f->fault, CAIRN_INTERNAL, NULL, "memfd_create: %s",

@@ -191,6 +191,28 @@ static inline void fsm_defer_snapshots(struct fsm *f, bool on)
     f->deferred = on;
 }
 
+/*
+ * Reference snapshots. The store is itself durable once synced, so a
+ * snapshot taken to compact the log need not copy it: it can be a 16-byte
+ * reference, "CRNREF01" and the store's applied index (composite,
+ * big-endian) read before a forced sync of the store. Restoring one checks
+ * that the store still holds at least that index, and fails otherwise (the
+ * store was lost: the node must be re-joined). A leader sending such a
+ * snapshot to a follower replaces it with a full copy at that moment (the
+ * node wraps raft_uv's snapshot_get), which holds that index or more.
+ */
+#define FSM_REF_LEN 16
+
+/** Sync the store and fill @p out (raft_malloc'd) with a reference to it.
+ * Safe on a worker thread beside apply. Errors: INTERNAL, RESOURCE_EXHAUSTED.
+ */
+int fsm_snapshot_ref(struct fsm *f,
+                     struct raft_buffer *out,
+                     struct cairn_error *err);
+
+/** True if @p bufs is a reference snapshot (fsm_snapshot_ref). */
+bool fsm_snapshot_is_ref(const struct raft_buffer *bufs, unsigned n);
+
 /** True if @p bufs is the placeholder the last deferred snapshot made. */
 bool fsm_snapshot_is_placeholder(const struct fsm *f,
                                  const struct raft_buffer *bufs,

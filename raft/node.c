@@ -87,6 +87,7 @@ struct node
     uint64_t init_term;         /* leader_term when init_req was proposed */
     struct cairn_queue waiters; /* node_wait_req, by arrival */
     struct node_snapshot_job *snapshot_job; /* deferred copy in flight */
+    struct node_get_job *get_job;           /* copy for a snapshot being sent */
     int (*uv_snapshot_put)(struct raft_io *io,
                            unsigned trailing,
                            struct raft_io_snapshot_put *req,
@@ -547,7 +548,22 @@ static struct node *node_of_io(struct raft_io *io)
 static void snapshot_work(uv_work_t *w)
 {
     struct node_snapshot_job *job = w->data;
-    job->status = fsm_snapshot_copy(&job->node->fsm, &job->copy, &job->err);
+    struct node *n = job->node;
+
+    job->status = n->opts.full_snapshots
+                      ? fsm_snapshot_copy(&n->fsm, &job->copy, &job->err)
+                      : fsm_snapshot_ref(&n->fsm, &job->copy, &job->err);
+}
+
+/* The io close waits for the copies in flight; the last one runs it. */
+static void maybe_close_io(struct node *n)
+{
+    if (n->io_close_cb != NULL && n->snapshot_job == NULL &&
+        n->get_job == NULL) {
+        raft_io_close_cb close_cb = n->io_close_cb;
+        n->io_close_cb = NULL;
+        n->uv_close(&n->io, close_cb);
+    }
 }
 
 static void snapshot_after_work(uv_work_t *w, int uv_status)
@@ -571,20 +587,22 @@ static void snapshot_after_work(uv_work_t *w, int uv_status)
         /* The array is the FSM's; libraft's finalize frees what is in it. */
         raft_free(job->snapshot->bufs[0].base);
         job->snapshot->bufs[0] = job->copy;
-        log_info("raft: snapshot at index %llu copied (%zu bytes, %llu ms)",
-                 (unsigned long long)job->snapshot->index, job->copy.len,
-                 (unsigned long long)(uv_now(n->loop) - job->started_ms));
+        if (fsm_snapshot_is_ref(&job->copy, 1)) {
+            log_info("raft: snapshot at index %llu: store synced (%llu ms)",
+                     (unsigned long long)job->snapshot->index,
+                     (unsigned long long)(uv_now(n->loop) - job->started_ms));
+        } else {
+            log_info("raft: snapshot at index %llu copied (%zu bytes, %llu ms)",
+                     (unsigned long long)job->snapshot->index, job->copy.len,
+                     (unsigned long long)(uv_now(n->loop) - job->started_ms));
+        }
         rv = n->uv_snapshot_put(&n->io, job->trailing, req, job->snapshot, cb);
     }
     free(job);
     if (rv != 0) {
         cb(req, rv);
     }
-    if (n->io_close_cb != NULL) {
-        raft_io_close_cb close_cb = n->io_close_cb;
-        n->io_close_cb = NULL;
-        n->uv_close(&n->io, close_cb);
-    }
+    maybe_close_io(n);
 }
 
 static int node_snapshot_put(struct raft_io *io,
@@ -707,11 +725,90 @@ static int start_get(struct node *n, struct raft_io_snapshot_get *req)
     return rv;
 }
 
+/* A reference snapshot loaded to be sent is replaced by a full copy of the
+ * store, made in the thread pool: it holds the snapshot's index or more. */
+struct node_get_job
+{
+    uv_work_t work;
+    struct node *node;
+    struct raft_snapshot *snapshot;
+    struct raft_buffer copy;
+    struct cairn_error err;
+    int status;
+    uint64_t started_ms;
+};
+
+static void deliver_got(struct node *n,
+                        struct raft_snapshot *snapshot,
+                        int status);
+
+static void get_work(uv_work_t *w)
+{
+    struct node_get_job *job = w->data;
+    job->status = fsm_snapshot_copy(&job->node->fsm, &job->copy, &job->err);
+}
+
+static void get_after_work(uv_work_t *w, int uv_status)
+{
+    struct node_get_job *job = w->data;
+    struct node *n = job->node;
+    struct raft_snapshot *snapshot = job->snapshot;
+
+    n->get_job = NULL;
+    if (uv_status == 0 && job->status == 0) {
+        raft_free(snapshot->bufs[0].base);
+        snapshot->bufs[0] = job->copy;
+        log_info(
+            "raft: snapshot at index %llu copied to be sent (%zu bytes, "
+            "%llu ms)",
+            (unsigned long long)snapshot->index, job->copy.len,
+            (unsigned long long)(uv_now(n->loop) - job->started_ms));
+    } else {
+        /* Sent as it is, the follower refuses it and the leader tries
+         * again later; libraft cannot be told that a load failed. */
+        if (job->status == 0 && job->copy.base != NULL) {
+            raft_free(job->copy.base);
+        }
+        log_error("raft: copying the store to send a snapshot failed: %s",
+                  job->status != 0 ? job->err.msg : "cancelled");
+    }
+    free(job);
+    deliver_got(n, snapshot, 0);
+    maybe_close_io(n);
+}
+
 static void node_snapshot_got(struct raft_io_snapshot_get *inner,
                               struct raft_snapshot *snapshot,
                               int status)
 {
     struct node *n = inner->data;
+    struct node_get_job *job;
+
+    if (status == 0 && snapshot != NULL && !n->closing &&
+        n->io_close_cb == NULL &&
+        fsm_snapshot_is_ref(snapshot->bufs, snapshot->n_bufs)) {
+        job = calloc(1, sizeof(*job));
+        if (job != NULL) {
+            job->work.data = job;
+            job->node = n;
+            job->snapshot = snapshot;
+            job->started_ms = uv_now(n->loop);
+            if (uv_queue_work(n->loop, &job->work, get_work, get_after_work) ==
+                0) {
+                n->get_job = job;
+                return;
+            }
+            free(job);
+        }
+        log_error("raft: cannot copy the store to send a snapshot");
+    }
+    deliver_got(n, snapshot, status);
+}
+
+static void deliver_got(struct node *n,
+                        struct raft_snapshot *snapshot,
+                        int status)
+{
     struct raft_io_snapshot_get *req = n->get_req;
 
     n->get_req = NULL;
@@ -817,7 +914,7 @@ static void node_io_close(struct raft_io *io, raft_io_close_cb cb)
 {
     struct node *n = node_of_io(io);
     /* raft_uv cancels its own load; then the waiting ones fail (closing). */
-    if (n->snapshot_job != NULL) {
+    if (n->snapshot_job != NULL || n->get_job != NULL) {
         n->io_close_cb = cb;
         return;
     }
@@ -1331,11 +1428,16 @@ int node_start(struct node *n, struct cairn_error *err)
         return cairn_error_set(err, CAIRN_INTERNAL, NULL, "raft bootstrap: %s",
                                raft_strerror(rv));
     }
+    cairn_error_clear(&n->fsm.fault);
     rv = raft_start(&n->raft);
     if (rv != 0) {
+        /* A failed restore leaves libraft's message empty: say the FSM's. */
+        const char *why = raft_errmsg(&n->raft);
         return cairn_error_set(
             err, rv == RAFT_CORRUPT ? CAIRN_DATA_LOSS : CAIRN_INTERNAL, NULL,
-            "raft start: %s", raft_errmsg(&n->raft));
+            "raft start: %s%s%s", why,
+            why[0] != '\0' && n->fsm.fault.msg[0] != '\0' ? ": " : "",
+            n->fsm.fault.msg);
     }
     n->started = true;
     uv_check_start(&n->watch, on_watch);

@@ -44,6 +44,11 @@ struct node_options
     const char *initial_cluster;
     bool join; /* fresh directory: bootstrap nothing, wait to be added */
     bool sync_snapshots; /* copy the store on the loop (tests only) */
+    /* Snapshots copy the whole store, instead of syncing it and recording
+     * a reference (fsm.h): a lost store can then be rebuilt from the local
+     * snapshot and log, at the cost of copying and writing the store at
+     * every snapshot. Off by default. */
+    bool full_snapshots;
 };
 
 void node_options_default(struct node_options *o);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store_int.h"
@@ -135,7 +136,7 @@ static int env_open(struct store *s, struct cairn_error *err)
     int rc;
 
     if (s->opts.no_sync) {
-        flags |= MDB_NOSYNC;
+        flags |= MDB_NOSYNC | MDB_WRITEMAP;
     }
     rc = mdb_env_create(&s->env);
     if (rc != 0) {
@@ -410,6 +411,51 @@ int store_applied_index(struct store *s,
                         struct cairn_error *err)
 {
     return read_meta_u64(s, META_APPLIED, index, err);
+}
+
+/* Bytes written back per step of store_sync: the Raft log's fsyncs queue
+ * behind at most this much at a time. */
+#define SYNC_CHUNK (2u << 20)
+/* Pause between chunks: at most SYNC_CHUNK per pause, so that the disk
+ * and the CPU (the kernel's writeback) are shared with the serving loop. */
+#define SYNC_PAUSE_NS 5000000L
+
+int store_sync(struct store *s, struct cairn_error *err)
+{
+    struct stat st;
+    int fd = -1;
+    int rc;
+
+    /* With no_sync the store's dirty pages pile up (the kernel writes them
+     * back only past gigabytes or after 30 s): one flush of all of them
+     * would hold up every fsync of the Raft log behind it, stalling writes
+     * for 100 ms and more. Write them back a chunk at a time first, each
+     * waited for, so that the log's small writes slip in between; the
+     * final flush then has little left. */
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0) {
+        MDB_envinfo info;
+        off_t used = st.st_size;
+        if (mdb_env_info(s->env, &info) == 0) {
+            off_t end = (off_t)(info.me_last_pgno + 1) * 4096;
+            used = end < used ? end : used;
+        }
+        for (off_t off = 0; off < used; off += SYNC_CHUNK) {
+            struct timespec pause = {0, SYNC_PAUSE_NS};
+            if (sync_file_range(fd, off, SYNC_CHUNK,
+                                SYNC_FILE_RANGE_WAIT_BEFORE |
+                                    SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+                break; /* the flush below still does it all */
+            }
+            nanosleep(&pause, NULL);
+        }
+    }
+    rc = mdb_env_sync(s->env, 1);
+    if (rc != 0) {
+        return cairn_error_set(err, CAIRN_INTERNAL, NULL, "sync the store: %s",
+                               mdb_strerror(rc));
+    }
+    return 0;
 }
 
 int store_revision(struct store *s, uint64_t *rev, struct cairn_error *err)

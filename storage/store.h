@@ -65,6 +65,13 @@ int store_applied_index(struct store *s,
                         uint64_t *index,
                         struct cairn_error *err);
 
+/**
+ * Make every committed transaction durable, even with no_sync (LMDB's
+ * forced flush). Safe from another thread than the one applying: commits
+ * made meanwhile may or may not be included. Errors: INTERNAL (I/O).
+ */
+int store_sync(struct store *s, struct cairn_error *err);
+
 /** The newest change-feed revision (0 when nothing has changed). */
 int store_revision(struct store *s, uint64_t *rev, struct cairn_error *err);
 

@@ -843,8 +843,9 @@ static void restart(void **state)
     assert_int_equal(put(f, "/r/y", "w"), 2);
 }
 
-/* With a tiny snapshot threshold the node takes snapshots, restarts from
- * them, and rebuilds a lost store from the newest one plus the log. */
+/* With a tiny snapshot threshold and full snapshots the node takes
+ * snapshots, restarts from them, and rebuilds a lost store from the newest
+ * one plus the log. */
 static void snapshots(void **state)
 {
     struct fx *f = *state;
@@ -852,6 +853,7 @@ static void snapshots(void **state)
 
     f->nopts.snapshot_threshold = 16;
     f->nopts.snapshot_trailing = 8;
+    f->nopts.full_snapshots = true;
     fx_start(f);
     for (int i = 0; i < 100; i++) {
         snprintf(name, sizeof(name), "/s/p%d", i);
@@ -890,6 +892,82 @@ static void snapshots(void **state)
     }
     assert_int_equal(version_of(f, "/s/p0"), 2);
     assert_int_equal(put(f, "/s/p0", "x"), 3);
+}
+
+/* The size of the newest libraft snapshot file in @p dir, or -1. */
+static long long snapshot_file_size(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    long long size = -1;
+    char best[256] = "";
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "snapshot-", 9) == 0 &&
+            (len < 5 || strcmp(e->d_name + len - 5, ".meta") != 0) &&
+            strcmp(e->d_name, best) > 0 && len < sizeof(best)) {
+            snprintf(best, sizeof(best), "%s", e->d_name);
+        }
+    }
+    closedir(d);
+    if (best[0] != '\0') {
+        char *path;
+        struct stat st;
+        assert_true(asprintf(&path, "%s/%s", dir, best) > 0);
+        if (stat(path, &st) == 0) {
+            size = (long long)st.st_size;
+        }
+        free(path);
+    }
+    return size;
+}
+
+/* By default a snapshot is a reference to the synced store, not a copy: a
+ * few bytes on disk; a restart uses it; a node whose store was lost
+ * refuses to start, saying why, instead of running with an empty store. */
+static void reference_snapshots(void **state)
+{
+    struct fx *f = *state;
+    char name[32];
+    char value[1025];
+    struct cairn_error err;
+    long long size;
+
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    f->nopts.snapshot_threshold = 16;
+    f->nopts.snapshot_trailing = 8;
+    fx_start(f);
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "/s/p%d", i);
+        assert_int_equal(put(f, name, value), 1);
+    }
+    fx_settle(f);
+    size = snapshot_file_size(f->raft_dir);
+    if (size < 0 || size > 1024) {
+        fail_msg("snapshot file of %lld bytes for 100 KB of values", size);
+    }
+
+    fx_restart(f);
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "/s/p%d", i);
+        assert_int_equal(version_of(f, name), 1);
+    }
+
+    fx_stop(f);
+    store_close(f->store);
+    test_rmdir(f->store_dir);
+    assert_true(asprintf(&f->store_dir, "%s/store", f->base) > 0);
+    assert_int_equal(mkdir(f->store_dir, 0700), 0);
+    open_store(f);
+    cairn_error_clear(&err);
+    assert_int_not_equal(fx_try_start(f, &err), 0);
+    f->node_closed = true;
+    if (strstr(err.msg, "join it to the cluster again") == NULL) {
+        fail_msg("node start without its store: %s", err.msg);
+    }
 }
 
 /* Snapshots by size: with a count threshold never reached, the node takes
@@ -1022,6 +1100,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(close_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(restart, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshots, setup_idle, teardown),
+        cmocka_unit_test_setup_teardown(reference_snapshots, setup_idle,
+                                        teardown),
         cmocka_unit_test_setup_teardown(snapshots_by_size, setup_idle,
                                         teardown),
         cmocka_unit_test_setup_teardown(store_ahead_of_log, setup_idle,
