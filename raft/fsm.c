@@ -650,6 +650,17 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf,
  * than what it holds (composite indexes compare like Raft indexes). On
  * success the buffer is ours to free; on failure libraft keeps it.
  */
+/* A restore succeeded: the buffer is ours to free, and the log restarts
+ * after the snapshot's index. */
+static void restore_done(struct fsm *f, struct raft_buffer *buf)
+{
+    raft_free(buf->base);
+    buf->base = NULL;
+    buf->len = 0;
+    f->log_entries = 0;
+    f->log_bytes = 0;
+}
+
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct fsm *f = rf->data;
@@ -675,11 +686,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
                 (unsigned long long)fsm_raft_index(have));
             goto err;
         }
-        raft_free(buf->base);
-        buf->base = NULL;
-        buf->len = 0;
-        f->log_entries = 0;
-        f->log_bytes = 0;
+        restore_done(f, buf);
         return 0;
     }
     fd = memfd_create("cairn-restore", MFD_CLOEXEC);
@@ -705,12 +712,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
             (unsigned long long)fsm_raft_index(snap), buf->len);
     }
     close(fd);
-    raft_free(buf->base);
-    buf->base = NULL;
-    buf->len = 0;
-    /* The log restarts after the snapshot's index. */
-    f->log_entries = 0;
-    f->log_bytes = 0;
+    restore_done(f, buf);
     return 0;
 
 err_after_fd:
