@@ -3224,6 +3224,10 @@ int sm_batch_begin(struct store *s, struct cairn_error *err)
         return cairn_error_set(err, CAIRN_FAILED_PRECONDITION, NULL,
                                "a batch is already open");
     }
+    rc = store_reserve(s, err);
+    if (rc != 0) {
+        return rc;
+    }
     rc = mdb_txn_begin(s->env, NULL, 0, &s->batch);
     if (rc != 0) {
         s->batch = NULL;
@@ -3274,6 +3278,10 @@ int sm_apply(struct store *s,
     mp_packer_init(&c.pk, &s->out);
 
     if (own) {
+        rv = store_reserve(s, &o->err);
+        if (rv != 0) {
+            return rv;
+        }
         rc = mdb_txn_begin(s->env, NULL, 0, &c.txn);
         if (rc != 0) {
             return store_status_from_mdb(rc, &o->err, "begin apply");

@@ -135,6 +135,10 @@ static int env_open(struct store *s, struct cairn_error *err)
     uint64_t format;
     int rc;
 
+    /* Without a sync per commit, write through the map: no pwrite copy of
+     * every dirty page (docs/storage.md); store_reserve guards the disk. */
+    s->writemap = s->opts.no_sync;
+    s->reserved = 0;
     if (s->opts.no_sync) {
         flags |= MDB_NOSYNC | MDB_WRITEMAP;
     }
@@ -150,6 +154,13 @@ static int env_open(struct store *s, struct cairn_error *err)
     }
     if (rc != 0) {
         store_status_from_mdb(rc, err, "open store");
+        goto err_after_env;
+    }
+    {
+        MDB_stat st;
+        s->psize = mdb_env_stat(s->env, &st) == 0 ? st.ms_psize : 4096;
+    }
+    if (store_reserve(s, err) != 0) {
         goto err_after_env;
     }
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -419,6 +430,39 @@ int store_applied_index(struct store *s,
 /* Pause between chunks: at most SYNC_CHUNK per pause, so that the disk
  * and the CPU (the kernel's writeback) are shared with the serving loop. */
 #define SYNC_PAUSE_NS 5000000L
+
+int store_reserve(struct store *s, struct cairn_error *err)
+{
+    MDB_envinfo info;
+    off_t used, want;
+    int fd, e;
+
+    if (!s->writemap || mdb_env_info(s->env, &info) != 0 ||
+        mdb_env_get_fd(s->env, &fd) != 0) {
+        return 0;
+    }
+    used = (off_t)(info.me_last_pgno + 1) * (off_t)s->psize;
+    if (used + STORE_HEADROOM / 2 <= s->reserved) {
+        return 0;
+    }
+    want = used + STORE_HEADROOM;
+    if (want > (off_t)info.me_mapsize) {
+        want = (off_t)info.me_mapsize; /* LMDB stops at the map: MAP_FULL */
+    }
+    if (want <= s->reserved) {
+        return 0;
+    }
+    e = posix_fallocate(fd, s->reserved, want - s->reserved);
+    if (e != 0) {
+        return cairn_error_set(
+            err, CAIRN_RESOURCE_EXHAUSTED, NULL,
+            "no room for the store in %s: reserving %lld bytes past its "
+            "%lld in use failed: %s",
+            s->dir, (long long)(want - used), (long long)used, strerror(e));
+    }
+    s->reserved = want;
+    return 0;
+}
 
 int store_sync(struct store *s, struct cairn_error *err)
 {

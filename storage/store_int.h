@@ -43,7 +43,23 @@ struct store
     struct sm_outcome outcome;
     struct buf out;     /* outcome body */
     struct buf scratch; /* apply-time copies of records */
+    bool writemap;      /* MDB_WRITEMAP: see store_reserve */
+    off_t reserved;     /* data.mdb allocated up to here (store_reserve) */
+    size_t psize;       /* LMDB page size */
 };
+
+/**
+ * With MDB_WRITEMAP (no_sync stores) LMDB writes new pages through the
+ * map into a sparse file, and a write into a hole on a full disk is a
+ * SIGBUS, not an error. So before each write transaction the file is
+ * allocated (posix_fallocate) STORE_HEADROOM beyond its used end whenever
+ * less than half of that is left: a transaction then writes only into
+ * allocated blocks (one applies at most a 1 MiB batch of commands, a few
+ * MiB of pages). RESOURCE_EXHAUSTED when the disk has no room: the write
+ * is refused instead. No-op without MDB_WRITEMAP.
+ */
+#define STORE_HEADROOM ((off_t)64 << 20)
+int store_reserve(struct store *s, struct cairn_error *err);
 
 /* Meta keys. */
 #define META_FORMAT "format"

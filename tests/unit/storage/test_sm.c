@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mp.h"
@@ -1224,6 +1225,39 @@ static void feed_rows(void **state)
     json_decref(r);
 }
 
+/* A no_sync store writes through the map into a sparse file (as large as
+ * the map); its blocks are reserved ahead of the used end so that a write
+ * into a hole can never meet a full disk (store_reserve). */
+static void writemap_reserves_ahead(void **state)
+{
+    struct h *h = *state;
+    char *path = NULL;
+    char name[32];
+    char value[2049];
+    struct stat st;
+
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    for (int i = 0; i < 200; i++) { /* under 1 MB of versions */
+        snprintf(name, sizeof(name), "/w/p%d", i);
+        h_put(h, name, value);
+    }
+    assert_true(asprintf(&path, "%s/data.mdb", h->dir) > 0);
+    assert_int_equal(stat(path, &st), 0);
+    free(path);
+    /* The map's size, sparse... */
+    assert_int_equal((long long)st.st_size, (long long)h->opts.map_size);
+    /* ...with at least half the headroom allocated past a few MB used. */
+    if ((long long)st.st_blocks * 512 < (32LL << 20)) {
+        fail_msg("%lld bytes allocated for a store of about 1 MB",
+                 (long long)st.st_blocks * 512);
+    }
+    if ((long long)st.st_blocks * 512 > (256LL << 20)) {
+        fail_msg("%lld bytes allocated: the whole map, not a headroom",
+                 (long long)st.st_blocks * 512);
+    }
+}
+
 /******************************************************************************
  * Snapshots
  *****************************************************************************/
@@ -1462,6 +1496,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(put_create),
+        T(writemap_reserves_ahead),
         T(put_exists),
         T(put_overwrite_keeps_fields),
         T(put_validation),
