@@ -28,7 +28,9 @@
 #    rate; the nodes are restarted with --snapshot-threshold = index +
 #    about 6 s of that load (a threshold is per process), then the same
 #    load runs for 16 s while each node takes a snapshot, found by its
-#    "raft: snapshot at index N copied (B bytes, T ms)" log line. Reported: the longest latency over the window, in the
+#    "raft: snapshot at index N: store synced (T ms)" log line (or "copied
+#    (B bytes, T ms)" for a full copy). Byte-triggered snapshots are off
+#    (--snapshot-log-mb 0). Reported: the longest latency over the window, in the
 #    0.5 s intervals that overlap a snapshot (from the start of its copy to
 #    2 s after it: raft_uv then writes and syncs the file and compacts the
 #    log, which cairnd does not log), and in the other intervals; and the
@@ -484,7 +486,8 @@ ic=$(initial_cluster 3)
 say "== snapshot pause: 3 fresh nodes, no snapshot until restarted"
 for i in 1 2 3; do
     start_node "$i" "$pdir/node-$i" --initial-cluster "$ic" \
-        --snapshot-threshold "$HUGE_THRESHOLD" --snapshot-trailing "$TRAILING"
+        --snapshot-threshold "$HUGE_THRESHOLD" --snapshot-trailing "$TRAILING" \
+        --snapshot-log-mb 0
 done
 wait_ready "$eps" 3
 # Beyond 10,000 standard parameters new ones must be advanced (AWS's limits).
@@ -515,7 +518,8 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do
     start_node "$i" "$pdir/node-$i" --initial-cluster "$ic" \
-        --snapshot-threshold "$threshold" --snapshot-trailing "$TRAILING"
+        --snapshot-threshold "$threshold" --snapshot-trailing "$TRAILING" \
+        --snapshot-log-mb 0
 done
 wait_ready "$eps" 3
 read -r leader idx2 _ < <(leader_info "$eps")
@@ -531,14 +535,17 @@ read -r leader idx3 _ < <(leader_info "$eps")
 for i in 1 2 3; do
     while IFS= read -r line; do
         ts=${line%% *}
-        # "... raft: snapshot at index N copied (B bytes, T ms)"
+        # "... raft: snapshot at index N copied (B bytes, T ms)" (a full
+        # copy) or "... raft: snapshot at index N: store synced (T ms)" (a
+        # reference to the synced store, the default: 0 bytes copied)
         read -r index bytes ms < <(sed -E \
-            's/.*snapshot at index ([0-9]+) copied \(([0-9]+) bytes, ([0-9]+) ms\).*/\1 \2 \3/' \
+            -e 's/.*snapshot at index ([0-9]+) copied \(([0-9]+) bytes, ([0-9]+) ms\).*/\1 \2 \3/' \
+            -e 's/.*snapshot at index ([0-9]+): store synced \(([0-9]+) ms\).*/\1 0 \2/' \
             <<<"$line")
         printf '%s %s %s %s %s\n' "$i" "$(log_epoch "$ts")" "$index" \
             "$bytes" "$ms" >>"$pdir/snapshots"
     done < <(tail -n +$((log_mark[$i] + 1)) "$pdir/node-$i/cairnd.log" |
-        grep 'raft: snapshot at index' || true)
+        grep -E 'raft: snapshot at index [0-9]+( copied|: store synced)' || true)
 done
 if [[ ! -s $pdir/snapshots ]]; then
     say "no snapshot was taken in the window (index $idx3 < $threshold?)"
@@ -562,7 +569,8 @@ stop_nodes 1 2 3
 for i in 1 2 3; do
     log_mark[$i]=$(wc -l <"$pdir/node-$i/cairnd.log")
     start_node "$i" "$pdir/node-$i" --initial-cluster "$ic" \
-        --snapshot-threshold "$HUGE_THRESHOLD" --snapshot-trailing "$TRAILING"
+        --snapshot-threshold "$HUGE_THRESHOLD" --snapshot-trailing "$TRAILING" \
+        --snapshot-log-mb 0
 done
 wait_ready "$eps" 3
 read -r leader4 _ _ < <(leader_info "$eps")
@@ -573,7 +581,8 @@ mixed_start "$cdir" "$eps" "$CATCHUP_S" "$params"
 sleep "$JOIN_AT_S"
 t_join=$EPOCHREALTIME
 start_node 4 "$pdir/node-4" --join "127.0.0.1:$(api_port 1)" \
-    --snapshot-threshold "$HUGE_THRESHOLD" --snapshot-trailing "$TRAILING"
+    --snapshot-threshold "$HUGE_THRESHOLD" --snapshot-trailing "$TRAILING" \
+        --snapshot-log-mb 0
 t_caught='' t_voter='' t_seen='' caught_index='' la=0 ma=0 role=none
 deadline=$(awk -v t="$t_join" -v s="$CATCHUP_S" \
     'BEGIN { printf "%.3f", t + s + 30 }')
