@@ -56,6 +56,9 @@ static struct
     char user[256];
     bool has_cid, has_user;
 } last_meta;
+/* The stale flag of each Paged call, in order (under meta_lock). */
+static bool paged_stale[16];
+static unsigned n_paged;
 
 struct pending
 {
@@ -221,6 +224,11 @@ void service_call(struct service *svc,
         free(blob);
         cb(call, 0, out.data, out.len);
     } else if (is(method, method_len, "Paged")) {
+        pthread_mutex_lock(&meta_lock);
+        if (n_paged < 16) {
+            paged_stale[n_paged++] = meta->stale;
+        }
+        pthread_mutex_unlock(&meta_lock);
         page_body(body, body_len, &out);
         cb(call, 0, out.data, out.len);
     } else if (is(method, method_len, "PagedAsync")) {
@@ -852,6 +860,38 @@ static void ping_pong(void **state)
     assert_int_equal(r.m.stream, 0xfeedfacecafeULL);
     rx_expect(fd, &r, WIRE_PONG);
     assert_int_equal(r.m.stream, 2);
+    rx_close(&r);
+    close(fd);
+}
+
+/* A linearizable stream proves its consistency once: the service is asked
+ * for the first page as the client asked (not stale), for the later ones
+ * with stale set; a stale stream is stale throughout. */
+static void server_stream_later_pages_stale(void **state)
+{
+    struct fixture *f = *state;
+    struct rx r = {0};
+    int fd = cl_connect(f->port);
+    static const char *const metas[] = {
+        "{\"stream\":true}", "{\"stream\":true,\"consistency\":\"stale\"}"};
+
+    for (int m = 0; m < 2; m++) {
+        pthread_mutex_lock(&meta_lock);
+        n_paged = 0;
+        pthread_mutex_unlock(&meta_lock);
+        cl_request(fd, 21, "Paged", 0, metas[m], "{\"Path\":\"/s\"}");
+        for (int page = 0; page < 3; page++) {
+            rx_expect(fd, &r, WIRE_RESPONSE);
+            assert_int_equal(r.m.status, 0);
+        }
+        assert_false(r.m.more);
+        pthread_mutex_lock(&meta_lock);
+        assert_int_equal(n_paged, 3);
+        assert_true(paged_stale[0] == (m == 1));
+        assert_true(paged_stale[1]);
+        assert_true(paged_stale[2]);
+        pthread_mutex_unlock(&meta_lock);
+    }
     rx_close(&r);
     close(fd);
 }
@@ -1621,6 +1661,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(ping_pong, setup, teardown),
         cmocka_unit_test_setup_teardown(server_streaming, setup, teardown),
+        cmocka_unit_test_setup_teardown(server_stream_later_pages_stale, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(streaming_cancelled, setup, teardown),
         cmocka_unit_test_setup_teardown(response_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(duplicate_stream_id, setup, teardown),
