@@ -777,6 +777,8 @@ static void get_after_work(uv_work_t *w, int uv_status)
     maybe_close_io(n);
 }
 
+static bool install_in_flight(struct node *n, uint64_t id, uint64_t index);
+
 static void node_snapshot_got(struct raft_io_snapshot_get *inner,
                               struct raft_snapshot *snapshot,
                               int status)
@@ -784,9 +786,15 @@ static void node_snapshot_got(struct raft_io_snapshot_get *inner,
     struct node *n = inner->data;
     struct node_get_job *job;
 
+    /* libraft asks for the snapshot again and again while a large one is
+     * being copied and sent (its timeouts run meanwhile): a copy of
+     * hundreds of MB each time, and as many messages of that size queued
+     * to the follower. While an install is on its way, the reference is
+     * handed over as it is, and node_send drops it. */
     if (status == 0 && snapshot != NULL && !n->closing &&
         n->io_close_cb == NULL &&
-        fsm_snapshot_is_ref(snapshot->bufs, snapshot->n_bufs)) {
+        fsm_snapshot_is_ref(snapshot->bufs, snapshot->n_bufs) &&
+        !install_in_flight(n, 0, snapshot->index)) {
         job = calloc(1, sizeof(*job));
         if (job != NULL) {
             job->work.data = job;
@@ -856,6 +864,23 @@ static struct node_install *find_install(struct node *n, uint64_t id)
     return NULL;
 }
 
+/* Whether a snapshot at @p index or later was sent to follower @p id (any
+ * follower if 0) less than install_snapshot_timeout ago and not yet
+ * acknowledged. */
+static bool install_in_flight(struct node *n, uint64_t id, uint64_t index)
+{
+    uint64_t now = uv_now(n->loop);
+
+    for (unsigned i = 0; i < NODE_MAX_INSTALLS; i++) {
+        const struct node_install *in = &n->installs[i];
+        if (in->id != 0 && (id == 0 || in->id == id) && in->index >= index &&
+            now - in->sent < n->opts.install_snapshot_timeout_ms) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int node_send(struct raft_io *io,
                      struct raft_io_send *req,
                      const struct raft_message *m,
@@ -864,7 +889,24 @@ static int node_send(struct raft_io *io,
     struct node *n = node_of_io(io);
 
     if (m->type == RAFT_INSTALL_SNAPSHOT) {
-        struct node_install *in = find_install(n, m->server_id);
+        bool ref = fsm_snapshot_is_ref(&m->install_snapshot.data, 1);
+        struct node_install *in;
+
+        /* A reference means nothing to a follower (node_snapshot_got), and
+         * a second copy to a follower already receiving one is only
+         * memory: dropped, as the network could. libraft sends again after
+         * install_snapshot_timeout if no answer came. An error from here
+         * makes libraft free the message (its load callback). */
+        if (ref || install_in_flight(n, m->server_id,
+                                     m->install_snapshot.last_index)) {
+            log_info(
+                "raft: snapshot at index %llu to node %llu not sent: "
+                "one is on its way to %s",
+                (unsigned long long)m->install_snapshot.last_index,
+                (unsigned long long)m->server_id, ref ? "a follower" : "it");
+            return RAFT_CANCELED;
+        }
+        in = find_install(n, m->server_id);
         if (in == NULL) {
             in = find_install(n, 0);
         }
