@@ -571,20 +571,22 @@ static int fsm_snapshot(struct raft_fsm *rf,
 
 static const char ref_magic[8] = {'C', 'R', 'N', 'R', 'E', 'F', '0', '1'};
 
+int fsm_store_applied(struct fsm *f, uint64_t *index, struct cairn_error *err)
+{
+    return store_applied_index(f->store, index, err);
+}
+
 int fsm_snapshot_ref(struct fsm *f,
+                     uint64_t index,
                      struct raft_buffer *out,
                      struct cairn_error *err)
 {
-    uint64_t index = 0;
     uint8_t *p;
     int rv;
 
-    /* The index first: everything committed by then is covered by the
-     * sync that follows. */
-    rv = store_applied_index(f->store, &index, err);
-    if (rv == 0) {
-        rv = store_sync(f->store, err);
-    }
+    /* The index was read first: everything committed by then is covered
+     * by the sync. */
+    rv = store_sync(f->store, err);
     if (rv != 0) {
         return rv;
     }

@@ -203,12 +203,20 @@ static inline void fsm_defer_snapshots(struct fsm *f, bool on)
  */
 #define FSM_REF_LEN 16
 
-/** Sync the store and fill @p out (raft_malloc'd) with a reference to it.
- * Safe on a worker thread beside apply. Errors: INTERNAL, RESOURCE_EXHAUSTED.
+/**
+ * Sync the store and fill @p out (raft_malloc'd) with a reference to it at
+ * @p index, the store's applied index read on the loop thread before (the
+ * store's read helpers share one cached transaction with the loop's
+ * queries, so they are not for worker threads). The sync itself is safe
+ * on a worker thread beside apply. Errors: INTERNAL, RESOURCE_EXHAUSTED.
  */
 int fsm_snapshot_ref(struct fsm *f,
+                     uint64_t index,
                      struct raft_buffer *out,
                      struct cairn_error *err);
+
+/** The store's applied index, for fsm_snapshot_ref. Loop thread only. */
+int fsm_store_applied(struct fsm *f, uint64_t *index, struct cairn_error *err);
 
 /** True if @p bufs is a reference snapshot (fsm_snapshot_ref). */
 bool fsm_snapshot_is_ref(const struct raft_buffer *bufs, unsigned n);

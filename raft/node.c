@@ -538,6 +538,7 @@ struct node_snapshot_job
     struct cairn_error err;
     int status;
     uint64_t started_ms;
+    uint64_t ref_index; /* the store's applied index, read on the loop */
 };
 
 static struct node *node_of_io(struct raft_io *io)
@@ -550,9 +551,10 @@ static void snapshot_work(uv_work_t *w)
     struct node_snapshot_job *job = w->data;
     struct node *n = job->node;
 
-    job->status = n->opts.full_snapshots
-                      ? fsm_snapshot_copy(&n->fsm, &job->copy, &job->err)
-                      : fsm_snapshot_ref(&n->fsm, &job->copy, &job->err);
+    job->status =
+        n->opts.full_snapshots
+            ? fsm_snapshot_copy(&n->fsm, &job->copy, &job->err)
+            : fsm_snapshot_ref(&n->fsm, job->ref_index, &job->copy, &job->err);
 }
 
 /* The io close waits for the copies in flight; the last one runs it. */
@@ -634,6 +636,12 @@ static int node_snapshot_put(struct raft_io *io,
     job->snapshot = snapshot;
     job->cb = cb;
     job->started_ms = uv_now(n->loop);
+    if (!n->opts.full_snapshots &&
+        fsm_store_applied(&n->fsm, &job->ref_index, &job->err) != 0) {
+        log_error("raft: snapshot: %s", job->err.msg);
+        free(job);
+        return RAFT_IOERR;
+    }
     rv = uv_queue_work(n->loop, &job->work, snapshot_work, snapshot_after_work);
     if (rv != 0) {
         free(job);

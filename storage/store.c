@@ -476,11 +476,14 @@ int store_sync(struct store *s, struct cairn_error *err)
      * for 100 ms and more. Write them back a chunk at a time first, each
      * waited for, so that the log's small writes slip in between; the
      * final flush then has little left. */
+    /* Like a copy, a sync may run on another thread: a restore, which
+     * replaces the environment, waits for it. */
+    pthread_mutex_lock(&s->copy_lock);
     if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0) {
         MDB_envinfo info;
         off_t used = st.st_size;
         if (mdb_env_info(s->env, &info) == 0) {
-            off_t end = (off_t)(info.me_last_pgno + 1) * 4096;
+            off_t end = (off_t)(info.me_last_pgno + 1) * (off_t)s->psize;
             used = end < used ? end : used;
         }
         for (off_t off = 0; off < used; off += SYNC_CHUNK) {
@@ -495,6 +498,7 @@ int store_sync(struct store *s, struct cairn_error *err)
         }
     }
     rc = mdb_env_sync(s->env, 1);
+    pthread_mutex_unlock(&s->copy_lock);
     if (rc != 0) {
         return cairn_error_set(err, CAIRN_INTERNAL, NULL, "sync the store: %s",
                                mdb_strerror(rc));

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -644,17 +645,53 @@ static void scan_tree(const char *path, struct scan *s)
         return;
     }
     if (S_ISREG(st.st_mode)) {
-        FILE *fp = fopen(path, "rb");
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
         uint8_t *data;
-        size_t n;
+        size_t n = 0, need;
+        off_t off = 0, from;
 
-        if (fp == NULL) {
+        if (fd < 0) {
             fail_msg("open %s: %s", path, strerror(errno));
         }
-        data = malloc((size_t)st.st_size + 1);
-        assert_non_null(data);
-        n = fread(data, 1, (size_t)st.st_size, fp);
-        fclose(fp);
+        /* The data regions only: a cluster store's data.mdb is a sparse
+         * file as large as the LMDB map (docs/storage.md). A zero byte
+         * between regions keeps a needle from spanning a hole. */
+        need = 1;
+        {
+            while ((from = lseek(fd, off, SEEK_DATA)) >= 0) {
+                off_t to = lseek(fd, from, SEEK_HOLE);
+                to = to < 0 ? st.st_size : to;
+                need += (size_t)(to - from) + 1;
+                off = to;
+            }
+            data = malloc(need);
+            assert_non_null(data);
+            off = 0;
+        }
+        while ((from = lseek(fd, off, SEEK_DATA)) >= 0) {
+            off_t to = lseek(fd, from, SEEK_HOLE);
+            if (to < 0) {
+                to = st.st_size;
+            }
+            if (n > 0 && n < need - 1) {
+                data[n++] = 0;
+            }
+            /* A running node may grow the file between the passes: what
+             * does not fit the first pass's size is left out. */
+            for (off_t at = from; at < to && n < need - 1;) {
+                size_t room = need - 1 - n;
+                size_t want =
+                    (size_t)(to - at) < room ? (size_t)(to - at) : room;
+                ssize_t k = pread(fd, data + n, want, at);
+                if (k <= 0) {
+                    break;
+                }
+                n += (size_t)k;
+                at += k;
+            }
+            off = to;
+        }
+        close(fd);
         s->files++;
         s->bytes += n;
         for (unsigned i = 0; i < s->n_needles; i++) {
