@@ -843,6 +843,18 @@ static void restart(void **state)
     assert_int_equal(put(f, "/r/y", "w"), 2);
 }
 
+/* Stop the node and replace its store by an empty one, as if it were
+ * lost. */
+static void fx_lose_store(struct fx *f)
+{
+    fx_stop(f);
+    store_close(f->store);
+    test_rmdir(f->store_dir);
+    assert_true(asprintf(&f->store_dir, "%s/store", f->base) > 0);
+    assert_int_equal(mkdir(f->store_dir, 0700), 0);
+    open_store(f);
+}
+
 /* With a tiny snapshot threshold and full snapshots the node takes
  * snapshots, restarts from them, and rebuilds a lost store from the newest
  * one plus the log. */
@@ -870,12 +882,7 @@ static void snapshots(void **state)
 
     /* Lose the store: the snapshot restores it inside node_start, before
      * the loop runs, and the log brings it up to date. */
-    fx_stop(f);
-    store_close(f->store);
-    test_rmdir(f->store_dir);
-    assert_true(asprintf(&f->store_dir, "%s/store", f->base) > 0);
-    assert_int_equal(mkdir(f->store_dir, 0700), 0);
-    open_store(f);
+    fx_lose_store(f);
     assert_int_equal(store_applied(f), 0);
     {
         struct cairn_error err;
@@ -956,12 +963,7 @@ static void reference_snapshots(void **state)
         assert_int_equal(version_of(f, name), 1);
     }
 
-    fx_stop(f);
-    store_close(f->store);
-    test_rmdir(f->store_dir);
-    assert_true(asprintf(&f->store_dir, "%s/store", f->base) > 0);
-    assert_int_equal(mkdir(f->store_dir, 0700), 0);
-    open_store(f);
+    fx_lose_store(f);
     cairn_error_clear(&err);
     assert_int_not_equal(fx_try_start(f, &err), 0);
     f->node_closed = true;
