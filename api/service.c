@@ -51,7 +51,7 @@ struct service
     /* The leader's reads wait for a confirmation round (leader_confirm):
      * riders board the next round; one round at a time awaits its
      * quorum. */
-    struct cairn_queue cf_riders; /* node_barrier_req */
+    struct cairn_queue cf_riders; /* pending, by link */
     struct confirm_round *cf_open;
     /* SecureString: root keys and the keyring view; NULL if no root key. */
     struct secure *secure;
@@ -75,9 +75,11 @@ struct pending
         struct peer_call peer;
     } req;
     struct service_call *call;
-    struct cairn_queue link; /* in ri_riders / ri_boarded */
+    struct cairn_queue link; /* in ri_riders / ri_boarded / cf_riders or a
+                                confirm_round's riders */
     uint64_t index;          /* Cairn.ReadIndex: applied at arrival */
     void (*then)(struct service_call *call); /* after a read index */
+    node_barrier_cb confirmed; /* leader_confirm: called with req.barrier */
 };
 
 /* READ and WRITE are the Parameter Store's methods; LOCAL ones answer from
@@ -572,7 +574,7 @@ struct confirm_round
     unsigned need;        /* answers of term T still needed */
     unsigned outstanding; /* peer calls not yet called back */
     bool decided;
-    struct cairn_queue riders; /* node_barrier_req */
+    struct cairn_queue riders; /* pending, by link */
     struct peer_call calls[SERVICE_MAX_MEMBERS];
 };
 
@@ -586,16 +588,16 @@ static void confirm_complete(struct service *svc,
 {
     while (!cairn_queue_empty(riders)) {
         struct cairn_queue *q = cairn_queue_head(riders);
-        struct node_barrier_req *req =
-            cairn_queue_data(q, struct node_barrier_req, link);
-        node_barrier_cb cb = req->cb;
+        struct pending *p = cairn_queue_data(q, struct pending, link);
+        node_barrier_cb cb = p->confirmed;
 
         cairn_queue_remove(q);
         cairn_queue_init(q);
         if (status == 0) {
-            cb(req, 0);
-        } else if (svc->closing || node_barrier(svc->node, req, cb) != 0) {
-            cb(req, CAIRN_UNAVAILABLE);
+            cb(&p->req.barrier, 0);
+        } else if (svc->closing ||
+                   node_barrier(svc->node, &p->req.barrier, cb) != 0) {
+            cb(&p->req.barrier, CAIRN_UNAVAILABLE);
         }
     }
 }
@@ -668,18 +670,28 @@ static void flush_confirm(struct service *svc)
     if (n > SERVICE_MAX_MEMBERS) {
         goto barrier;
     }
-    for (unsigned i = 0; i < n; i++) {
-        if (strcmp(m[i].role, "voter") != 0) {
-            continue;
-        }
-        voters++;
-        if (m[i].id != svc->id) {
-            apis[others] = member_api(svc, m[i].id, true);
-            if (apis[others] == NULL) {
-                goto barrier;
+    /* Every voter's API address from the member table, reloaded at most
+     * once: a reload rewrites the table the addresses point into. */
+    for (int pass = 0;; pass++) {
+        bool missing = false;
+        voters = others = 0;
+        for (unsigned i = 0; i < n && !missing; i++) {
+            if (strcmp(m[i].role, "voter") != 0) {
+                continue;
             }
-            others++;
+            voters++;
+            if (m[i].id != svc->id) {
+                apis[others] = member_api(svc, m[i].id, false);
+                missing = apis[others++] == NULL;
+            }
         }
+        if (!missing) {
+            break;
+        }
+        if (pass == 1) {
+            goto barrier;
+        }
+        load_members(svc);
     }
     if (voters == 0 || others + 1 != voters) {
         goto barrier; /* this node is not a voter: let Raft decide */
@@ -726,18 +738,19 @@ barrier:
     confirm_complete(svc, &svc->cf_riders, CAIRN_UNAVAILABLE);
 }
 
-/* Call @p cb once this node is known to have led after this call (status
- * 0), or with UNAVAILABLE. Returns UNAVAILABLE without calling @p cb if
- * this node is not the leader, as node_barrier does. */
+/* Call @p cb with p->req.barrier (its data set by the caller) once this
+ * node is known to have led after this call (status 0), or with
+ * UNAVAILABLE. Returns UNAVAILABLE without calling @p cb if this node is
+ * not the leader, as node_barrier does. */
 static int leader_confirm(struct service *svc,
-                          struct node_barrier_req *req,
+                          struct pending *p,
                           node_barrier_cb cb)
 {
     if (!node_is_leader(svc->node)) {
         return CAIRN_UNAVAILABLE;
     }
-    req->cb = cb;
-    cairn_queue_push(&svc->cf_riders, &req->link);
+    p->confirmed = cb;
+    cairn_queue_push(&svc->cf_riders, &p->link);
     flush_confirm(svc);
     return 0;
 }
@@ -912,7 +925,7 @@ static void start_read(struct service_call *call)
      * read index (docs/cluster.md). */
     if (node_is_leader(svc->node)) {
         p->req.barrier.data = p;
-        if (leader_confirm(svc, &p->req.barrier, on_barrier) != 0) {
+        if (leader_confirm(svc, p, on_barrier) != 0) {
             not_leader(call);
         }
         return;
@@ -1340,8 +1353,7 @@ static void m_read_index(struct service_call *call)
     }
     p->index = node_read_index(call->svc->node);
     p->req.barrier.data = p;
-    if (leader_confirm(call->svc, &p->req.barrier, on_read_index_barrier) !=
-        0) {
+    if (leader_confirm(call->svc, p, on_read_index_barrier) != 0) {
         not_leader(call);
     }
 }

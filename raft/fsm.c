@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 #include "mp.h"
 
@@ -571,11 +572,6 @@ static int fsm_snapshot(struct raft_fsm *rf,
 
 static const char ref_magic[8] = {'C', 'R', 'N', 'R', 'E', 'F', '0', '1'};
 
-int fsm_store_applied(struct fsm *f, uint64_t *index, struct cairn_error *err)
-{
-    return store_applied_index(f->store, index, err);
-}
-
 int fsm_snapshot_ref(struct fsm *f,
                      uint64_t index,
                      struct raft_buffer *out,
@@ -596,9 +592,7 @@ int fsm_snapshot_ref(struct fsm *f,
                                "out of memory");
     }
     memcpy(p, ref_magic, sizeof(ref_magic));
-    for (int i = 0; i < 8; i++) {
-        p[8 + i] = (uint8_t)(index >> (56 - 8 * i));
-    }
+    be64_put(p + 8, index);
     out->base = p;
     out->len = FSM_REF_LEN;
     return 0;
@@ -609,16 +603,6 @@ bool fsm_snapshot_is_ref(const struct raft_buffer *bufs, unsigned n)
     return n == 1 && bufs != NULL && bufs[0].base != NULL &&
            bufs[0].len == FSM_REF_LEN &&
            memcmp(bufs[0].base, ref_magic, sizeof(ref_magic)) == 0;
-}
-
-static uint64_t ref_index(const struct raft_buffer *buf)
-{
-    const uint8_t *p = buf->base;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v = (v << 8) | p[8 + i];
-    }
-    return v;
 }
 
 bool fsm_snapshot_is_placeholder(const struct fsm *f,
@@ -672,7 +656,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     int rv;
 
     if (fsm_snapshot_is_ref(buf, 1)) {
-        uint64_t want = ref_index(buf), have = 0;
+        uint64_t want = be64_get((const uint8_t *)buf->base + 8), have = 0;
 
         if (store_applied_index(f->store, &have, &f->fault) != 0) {
             goto err;

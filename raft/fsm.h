@@ -215,9 +215,6 @@ int fsm_snapshot_ref(struct fsm *f,
                      struct raft_buffer *out,
                      struct cairn_error *err);
 
-/** The store's applied index, for fsm_snapshot_ref. Loop thread only. */
-int fsm_store_applied(struct fsm *f, uint64_t *index, struct cairn_error *err);
-
 /** True if @p bufs is a reference snapshot (fsm_snapshot_ref). */
 bool fsm_snapshot_is_ref(const struct raft_buffer *bufs, unsigned n);
 

@@ -637,7 +637,7 @@ static int node_snapshot_put(struct raft_io *io,
     job->cb = cb;
     job->started_ms = uv_now(n->loop);
     if (!n->opts.full_snapshots &&
-        fsm_store_applied(&n->fsm, &job->ref_index, &job->err) != 0) {
+        store_applied_index(n->opts.store, &job->ref_index, &job->err) != 0) {
         log_error("raft: snapshot: %s", job->err.msg);
         free(job);
         return RAFT_IOERR;

@@ -118,6 +118,37 @@ static int decode(struct ctx *c, struct buf *copy, struct rec *r)
     return 0;
 }
 
+/* How a record is put: GROWING for keys that usually sort after every
+ * key in their table (new versions, ids only grow; feed rows, revisions
+ * only grow). Those are tried with MDB_APPEND first, which fills each page
+ * before starting the next: an ordinary insert at the end splits the last
+ * page in half, and the left half stays half empty for good (with 1 KB
+ * values the versions table was half again as large). MDB_APPEND refuses
+ * a key that is not the largest (MDB_KEYEXIST, nothing written); the
+ * ordinary insert then runs. */
+enum put_how { ANYWHERE, GROWING };
+
+static int put_as(struct ctx *c,
+                  MDB_dbi dbi,
+                  const void *key,
+                  size_t klen,
+                  const void *val,
+                  size_t vlen,
+                  enum put_how how)
+{
+    MDB_val k = {klen, (void *)key};
+    MDB_val d = {vlen, (void *)val};
+    int rc = MDB_KEYEXIST;
+
+    if (how == GROWING) {
+        rc = mdb_put(c->txn, dbi, &k, &d, MDB_APPEND);
+    }
+    if (rc == MDB_KEYEXIST) {
+        rc = mdb_put(c->txn, dbi, &k, &d, 0);
+    }
+    return rc != 0 ? fault(c, rc, "put") : 0;
+}
+
 static int put(struct ctx *c,
                MDB_dbi dbi,
                const void *key,
@@ -125,24 +156,7 @@ static int put(struct ctx *c,
                const void *val,
                size_t vlen)
 {
-    MDB_val k = {klen, (void *)key};
-    MDB_val d = {vlen, (void *)val};
-    int rc = MDB_KEYEXIST;
-
-    /* Version records of new parameters (ids only grow) and feed rows
-     * (revisions only grow) arrive in key order. Appended, they leave
-     * every page full: an ordinary insert at the end splits the last page
-     * in half, and the left half stays half empty for good, which with 1
-     * KB values made the versions table half again as large. MDB_APPEND
-     * refuses a key that is not the largest (MDB_KEYEXIST, nothing
-     * written); then the ordinary insert runs. */
-    if (dbi == c->s->versions || dbi == c->s->feed) {
-        rc = mdb_put(c->txn, dbi, &k, &d, MDB_APPEND);
-    }
-    if (rc == MDB_KEYEXIST) {
-        rc = mdb_put(c->txn, dbi, &k, &d, 0);
-    }
-    return rc != 0 ? fault(c, rc, "put") : 0;
+    return put_as(c, dbi, key, klen, val, vlen, ANYWHERE);
 }
 
 static int del(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen)
@@ -152,12 +166,13 @@ static int del(struct ctx *c, MDB_dbi dbi, const void *key, size_t klen)
     return rc != 0 && rc != MDB_NOTFOUND ? fault(c, rc, "del") : 0;
 }
 
-static int put_rec(struct ctx *c,
-                   MDB_dbi dbi,
-                   const void *key,
-                   size_t klen,
-                   const struct rec *r,
-                   int kind)
+static int put_rec_as(struct ctx *c,
+                      MDB_dbi dbi,
+                      const void *key,
+                      size_t klen,
+                      const struct rec *r,
+                      int kind,
+                      enum put_how how)
 {
     struct buf b;
     int rv;
@@ -166,9 +181,19 @@ static int put_rec(struct ctx *c,
         buf_close(&b);
         return oom(c);
     }
-    rv = put(c, dbi, key, klen, b.data, b.len);
+    rv = put_as(c, dbi, key, klen, b.data, b.len, how);
     buf_close(&b);
     return rv;
+}
+
+static int put_rec(struct ctx *c,
+                   MDB_dbi dbi,
+                   const void *key,
+                   size_t klen,
+                   const struct rec *r,
+                   int kind)
+{
+    return put_rec_as(c, dbi, key, klen, r, kind, ANYWHERE);
 }
 
 static int meta_u64(struct ctx *c, const char *key, uint64_t *v)
@@ -297,7 +322,7 @@ static int feed_append(struct ctx *c,
         return oom(c);
     }
     be64_put(key, c->revision);
-    rv = put(c, c->s->feed, key, 8, b.data, b.len);
+    rv = put_as(c, c->s->feed, key, 8, b.data, b.len, GROWING);
     buf_close(&b);
     if (rv == 0 && c->revision > retain) {
         rv = feed_trim(c, c->revision - retain);
@@ -1070,7 +1095,8 @@ static int op_put(struct ctx *c)
     {
         uint8_t vkey[KEYS_VERSION_LEN];
         keys_version(id, version, vkey);
-        rv = put_rec(c, c->s->versions, vkey, sizeof(vkey), nr, REC_VERSION);
+        rv = put_rec_as(c, c->s->versions, vkey, sizeof(vkey), nr, REC_VERSION,
+                        GROWING);
     }
     if (rv == 0) {
         rv = put_rec(c, c->s->params, old->key, old->key_len, nr, REC_PARAM);

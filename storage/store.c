@@ -431,6 +431,12 @@ int store_applied_index(struct store *s,
  * and the CPU (the kernel's writeback) are shared with the serving loop. */
 #define SYNC_PAUSE_NS 5000000L
 
+/* Bytes of data.mdb in use: up to LMDB's last page. */
+static off_t used_bytes(const struct store *s, const MDB_envinfo *info)
+{
+    return (off_t)(info->me_last_pgno + 1) * (off_t)s->psize;
+}
+
 int store_reserve(struct store *s, struct cairn_error *err)
 {
     MDB_envinfo info;
@@ -441,7 +447,7 @@ int store_reserve(struct store *s, struct cairn_error *err)
         mdb_env_get_fd(s->env, &fd) != 0) {
         return 0;
     }
-    used = (off_t)(info.me_last_pgno + 1) * (off_t)s->psize;
+    used = used_bytes(s, &info);
     if (used + STORE_HEADROOM / 2 <= s->reserved) {
         return 0;
     }
@@ -475,15 +481,15 @@ int store_sync(struct store *s, struct cairn_error *err)
      * would hold up every fsync of the Raft log behind it, stalling writes
      * for 100 ms and more. Write them back a chunk at a time first, each
      * waited for, so that the log's small writes slip in between; the
-     * final flush then has little left. */
-    /* Like a copy, a sync may run on another thread: a restore, which
-     * replaces the environment, waits for it. */
+     * final flush then has little left. Like a copy, a sync may run on
+     * another thread: a restore, which replaces the environment, waits for
+     * it (copy_lock). */
     pthread_mutex_lock(&s->copy_lock);
     if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0) {
         MDB_envinfo info;
         off_t used = st.st_size;
         if (mdb_env_info(s->env, &info) == 0) {
-            off_t end = (off_t)(info.me_last_pgno + 1) * (off_t)s->psize;
+            off_t end = used_bytes(s, &info);
             used = end < used ? end : used;
         }
         for (off_t off = 0; off < used; off += SYNC_CHUNK) {
@@ -572,15 +578,11 @@ int store_digest(struct store *s,
 int store_size(struct store *s, uint64_t *bytes, struct cairn_error *err)
 {
     MDB_envinfo info;
-    MDB_stat st;
     int rc = mdb_env_info(s->env, &info);
-    if (rc == 0) {
-        rc = mdb_env_stat(s->env, &st);
-    }
     if (rc != 0) {
         return store_status_from_mdb(rc, err, "env info");
     }
-    *bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    *bytes = (uint64_t)used_bytes(s, &info);
     return 0;
 }
 
